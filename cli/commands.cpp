@@ -1,0 +1,12 @@
+#include "cli/commands.h"
+
+namespace xattn::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"info", "show version, LibTorch, CUDA devices and compiled features", run_info},
+  };
+  return table;
+}
+
+}  // namespace xattn::cli

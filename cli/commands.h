@@ -1,0 +1,20 @@
+// The subcommands of the `xattn` executable. Each takes its arguments (after the command
+// name) and returns an exit code; usage errors are thrown as xattn::UsageError.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace xattn::cli {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+const std::vector<Command>& commands();
+
+int run_info(const std::vector<std::string>& args);
+
+}  // namespace xattn::cli

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
+# a short table last. Usage: bash scripts/gpu-run.sh [steps...]
+#   steps: build tests fixtures (default: all three)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/out}
+mkdir -p "$OUT"
+BUILD_DIR=${BUILD_DIR:-build-gpu}
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(build tests fixtures)
+declare -a table
+status() { table+=("$(printf '%-12s %-6s %s' "$1" "$2" "$3")"); }
+
+for s in "${steps[@]}"; do
+  case "$s" in
+    build)
+      t0=$(date +%s)
+      if bash scripts/gpu-build.sh > "$OUT/gpu-build.log" 2>&1; then
+        status build ok "$(( $(date +%s) - t0 )) s; $(grep -m1 '^GPUs' "$OUT/gpu-build.log" | sed 's/^GPUs *//')"
+        "$BUILD_DIR/bin/xattn" info --json > "$OUT/info.json" 2>&1
+      else
+        status build FAIL "see gpu-build.log"; tail -40 "$OUT/gpu-build.log"
+      fi ;;
+    tests)
+      t0=$(date +%s)
+      ctest --test-dir "$BUILD_DIR" -L 'unit|gpu' -LE sanitize --output-on-failure -j 8 > "$OUT/ctest.log" 2>&1
+      rc=$?
+      status tests "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -E 'tests passed' "$OUT/ctest.log") ($(( $(date +%s) - t0 )) s)"
+      [ $rc -ne 0 ] && grep -E -A3 'Failed|FAILED' "$OUT/ctest.log" | tail -40 ;;
+    fixtures)
+      if python3 tests/fixtures/make_fixtures.py "$OUT" > "$OUT/fixtures.log" 2>&1; then
+        status fixtures ok "$(tail -1 "$OUT/fixtures.log")"
+      else
+        status fixtures FAIL "$(tail -3 "$OUT/fixtures.log")"
+      fi ;;
+    *) status "$s" FAIL "unknown step" ;;
+  esac
+done
+echo
+echo "== gpu-run $(date -u +%FT%TZ) on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+printf '%s\n' "${table[@]}"
