@@ -295,7 +295,49 @@ class Describer {
   std::vector<FieldDoc>* out_;
 };
 
+// Applies every field check (recursively) and each struct's check(); stops at the first
+// problem and names its key path.
+class Validator {
+ public:
+  explicit Validator(std::string prefix) : prefix_(std::move(prefix)) {}
+  template <class T, class C = Check<T>>
+  void field(const char* key, T& value, const char*, C check = {}) {
+    if (!error_.empty()) return;
+    const std::string path = prefix_.empty() ? std::string(key) : prefix_ + "." + key;
+    if (check) {
+      const std::string e = Check<T>(check)(value);
+      if (!e.empty()) {
+        error_ = path + ": " + e;
+        return;
+      }
+    }
+    if constexpr (is_struct<T>::value) error_ = validate_struct(value, path);
+  }
+  template <class T>
+  static std::string validate_struct(T& value, const std::string& path) {
+    Validator v(path);
+    value.fields(v);
+    if (!v.error_.empty()) return v.error_;
+    if constexpr (has_check<T>::value) {
+      const std::string e = static_cast<const T&>(value).check();
+      if (!e.empty()) return path.empty() ? e : path + ": " + e;
+    }
+    return {};
+  }
+
+ private:
+  std::string prefix_;
+  std::string error_;
+};
+
 }  // namespace detail
+
+// Checks a struct built in code the way decoding checks YAML; "" when valid, else the
+// first problem with its key path.
+template <class T>
+std::string validate(const T& value, const std::string& path = "") {
+  return detail::Validator::validate_struct(const_cast<T&>(value), path);
+}
 
 // Decodes a node (null = all defaults) into T and validates it.
 template <class T>

@@ -1,6 +1,7 @@
 // A tiny application built against the installed xattn package.
 #include <iostream>
 
+#include "core/attention/xattention.h"
 #include "core/build_info.h"
 #include "core/safetensors/safetensors.h"
 
@@ -13,6 +14,24 @@ int main(int argc, char** argv) {
   if (!at::equal(back.at("w"), w)) {
     std::cerr << "round trip through the installed library changed the tensor\n";
     return 1;
+  }
+  {
+    // The usage example of core/attention/xattention.h, built against the installed headers.
+    using namespace xattn::attention;
+    at::Tensor q = at::randn({1, 1000, 8, 64}), k = at::randn({1, 1000, 2, 64}), v = at::randn({1, 1000, 2, 64});
+    XAttentionConfig cfg;
+    cfg.block_size = 64;
+    AttentionOptions opts;
+    opts.causal = true;
+    BlockMask mask = estimate(q, k, cfg, opts);
+    AttentionOutput out = block_sparse_attention(q, k, v, mask, opts);
+    AttentionSpec spec;
+    spec.xattention = cfg;
+    at::Tensor o = attention(q, k, v, spec, opts);
+    if (!at::allclose(o, out.out) || mask.density() <= 0.0) {
+      std::cerr << "XAttention through the installed library disagreed with itself\n";
+      return 1;
+    }
   }
   std::cout << "xattn " << xattn::build_info().version << " consumer ok\n";
   return 0;

@@ -1,0 +1,246 @@
+// The ATen reference of XAttention: antidiagonal scoring, block selection, masks.
+// Readable first: the CUDA kernels are checked against this file.
+#include "core/attention/xattention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/attention/geometry.h"
+#include "core/device.h"
+#include "core/error.h"
+
+namespace xattn::attention {
+
+namespace {
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Bytes of fp32 logits one chunk of the scoring product may hold.
+constexpr int64_t kChunkBytes = 256ll << 20;
+}  // namespace
+
+std::string XAttentionConfig::check() const {
+  if (block_size % stride != 0)
+    return str_cat("block_size ", block_size, " must be a multiple of stride ", stride);
+  return {};
+}
+
+bool AttentionSpec::is_dense() const {
+  if (mode == "dense") return true;
+  if (xattention.selection != "threshold") return false;
+  if (!xattention.head_thresholds.empty()) {
+    for (double t : xattention.head_thresholds)
+      if (t < 1.0) return false;
+    return true;
+  }
+  return xattention.threshold >= 1.0;
+}
+
+double BlockMask::density() const {
+  const double c = static_cast<double>(computable.sum().item<int64_t>());
+  return c > 0 ? static_cast<double>(kept.sum().item<int64_t>()) / c : 0.0;
+}
+
+at::Tensor BlockMask::density_per_head() const {
+  at::Tensor c = computable.sum(0).to(at::kDouble);
+  return kept.sum(0).to(at::kDouble) / c.clamp_min(1.0);
+}
+
+// ---------------------------------------------------------------------------
+// Fills indices, counts, computable and kept from mask (already restricted to allowed).
+static void finalize(BlockMask& m, const at::Tensor& allowed) {
+  const int64_t kb = m.mask.size(3);
+  const auto dev = m.mask.device();
+  at::Tensor cols = at::arange(kb, at::TensorOptions().dtype(at::kLong).device(dev));
+  // Kept columns sort first, in ascending order; the rest become -1.
+  at::Tensor key = at::where(m.mask, cols, cols + kb);
+  at::Tensor sorted = std::get<0>(key.sort(-1));
+  m.indices = at::where(sorted < kb, sorted, at::full_like(sorted, -1)).to(at::kInt);
+  m.counts = m.mask.sum(-1).to(at::kInt);
+  m.kept = m.mask.sum({2, 3}).to(at::kLong);
+  m.computable = allowed.expand_as(m.mask).sum({2, 3}).to(at::kLong);
+}
+
+BlockMask BlockMask::from_mask(const at::Tensor& mask, int64_t block_size, int64_t q_len, int64_t k_len,
+                               const AttentionOptions& opts) {
+  XATTN_CHECK_IN("attention", mask.dim() == 4 && mask.scalar_type() == at::kBool,
+                 "mask: expected bool [B, H, Qb, Kb], got ", mask.scalar_type(), " ", shape_str(mask));
+  const Geometry g = Geometry::make(mask.size(0), q_len, k_len, block_size, opts);
+  XATTN_CHECK_IN("attention", mask.size(2) == g.q_blocks && mask.size(3) == g.k_blocks, "mask: expected [",
+                 mask.size(0), ", ", mask.size(1), ", ", g.q_blocks, ", ", g.k_blocks, "] for Lq ", q_len, ", Lk ",
+                 k_len, ", block ", block_size, "; got ", shape_str(mask));
+  BlockMask m;
+  m.block_size = block_size;
+  m.q_len = q_len;
+  m.k_len = k_len;
+  m.causal = opts.causal;
+  const at::Tensor allowed = g.allowed_blocks(mask.device());  // [B, 1, Qb, Kb]
+  m.mask = mask & allowed;
+  finalize(m, allowed);
+  return m;
+}
+
+BlockMask BlockMask::full(int64_t batch, int64_t heads, int64_t block_size, int64_t q_len, int64_t k_len,
+                          const AttentionOptions& opts) {
+  const Geometry g = Geometry::make(batch, q_len, k_len, block_size, opts);
+  const auto dev = opts.key_lengths.defined() ? opts.key_lengths.device() : at::Device(at::kCPU);
+  return from_mask(at::ones({batch, heads, g.q_blocks, g.k_blocks}, at::TensorOptions().dtype(at::kBool).device(dev)),
+                   block_size, q_len, k_len, opts);
+}
+
+// ---------------------------------------------------------------------------
+at::Tensor antidiagonal_block_scores(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
+                                     const AttentionOptions& opts) {
+  const Shapes s = Shapes::check(q, k, at::Tensor(), opts);
+  XATTN_CHECK_IN("xattention", stride >= 1 && block_size % stride == 0, "block_size ", block_size,
+                 " must be a multiple of stride ", stride);
+  const Geometry g = Geometry::make(s.batch, s.q_len, s.k_len, block_size, opts);
+  const auto ct = compute_type(q);
+  const int64_t S = stride;
+  const int64_t nq = (s.q_len + S - 1) / S;  // query groups
+  const int64_t nk = (s.k_len + S - 1) / S;  // key groups
+  const int64_t gpb = block_size / S;        // groups per block
+  const int64_t G = s.q_heads / s.kv_heads;
+  const int64_t D = s.head_dim;
+  const double scale = opts.scale.value_or(1.0 / std::sqrt(static_cast<double>(D)));
+
+  // Reshape so one matrix product gives every antidiagonal sum (spec §1):
+  //   Q_r[i] = concat_t q[iS + S-1-t],  K_r[j] = concat_t k[jS + t],  S_hat = Q_r K_r^T.
+  // Zero padding to a multiple of S adds nothing to these sums.
+  at::Tensor qp = at::constant_pad_nd(q, {0, 0, 0, 0, 0, nq * S - s.q_len});  // q: [B, nq*S, Hq, D]
+  at::Tensor kp = at::constant_pad_nd(k, {0, 0, 0, 0, 0, nk * S - s.k_len});
+  // qr: [B, Hkv, G, nq, S*D] (query head h = hkv*G + g); kr: [B, Hkv, nk, S*D]
+  at::Tensor qr = qp.view({s.batch, nq, S, s.q_heads, D}).flip({2}).permute({0, 3, 1, 2, 4})
+                      .reshape({s.batch, s.kv_heads, G, nq, S * D}).to(ct);
+  at::Tensor kr = kp.view({s.batch, nk, S, s.kv_heads, D}).permute({0, 3, 1, 2, 4})
+                      .reshape({s.batch, s.kv_heads, nk, S * D}).to(ct);
+
+  const auto opt = at::TensorOptions().dtype(ct).device(q.device());
+  at::Tensor scores = at::zeros({s.batch, s.q_heads, g.q_blocks, g.k_blocks}, opt);
+  at::Tensor key_group = at::arange(nk, opt.dtype(at::kLong)) * S;  // first key of each group
+  // Rows per chunk: whole blocks, bounded memory.
+  const int64_t per_block_bytes = s.q_heads * gpb * nk * static_cast<int64_t>(sizeof(float));
+  const int64_t blocks_per_chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, per_block_bytes));
+  const int64_t kpad = g.k_blocks * gpb - nk;
+
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const int64_t len = g.key_length(b);
+    at::Tensor key_invalid = key_group >= len;  // [nk]: group holds no real key
+    for (int64_t i0 = 0; i0 < nq; i0 += blocks_per_chunk * gpb) {
+      const int64_t i1 = std::min(nq, i0 + blocks_per_chunk * gpb);
+      const int64_t r = i1 - i0;
+      // logits: [Hkv, G*r, nk] -> [Hq, r, nk]
+      at::Tensor qc = qr[b].narrow(2, i0, r).reshape({s.kv_heads, G * r, S * D});
+      at::Tensor logits = at::matmul(qc, kr[b].transpose(-1, -2)).view({s.q_heads, r, nk});
+      logits.mul_(scale / static_cast<double>(S));  // the mean of the S antidiagonal logits
+      at::Tensor invalid = key_invalid.view({1, nk}).expand({r, nk});
+      if (s.causal) {
+        // Keep key group j when its first key is not after the group's last query:
+        //   j*S <= i*S + (Lk - Lq) + S - 1   (the reference's j <= i when Lk - Lq is a multiple of S).
+        at::Tensor last_query = (at::arange(i0, i1, opt.dtype(at::kLong)) * S + g.offset + S - 1).view({r, 1});
+        invalid = invalid | (key_group.view({1, nk}) > last_query);
+      }
+      logits.masked_fill_(invalid.unsqueeze(0), -kInf);
+      at::Tensor p = at::softmax(logits, -1);
+      p = at::where(at::isnan(p), at::zeros_like(p), p);  // rows with no valid key: no mass
+      // Sum probabilities over each (block row, block column) tile.
+      const int64_t rb = (r + gpb - 1) / gpb;
+      p = at::constant_pad_nd(p, {0, kpad, 0, rb * gpb - r});
+      at::Tensor tile = p.view({s.q_heads, rb, gpb, g.k_blocks, gpb}).sum({2, 4});  // [Hq, rb, Kb]
+      scores[b].narrow(1, i0 / gpb, rb).copy_(tile);
+    }
+  }
+  return scores;
+}
+
+// ---------------------------------------------------------------------------
+BlockMask select_blocks(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len, int64_t k_len,
+                        const AttentionOptions& opts) {
+  const std::string bad = config::validate(cfg, "xattention");
+  if (!bad.empty()) throw Error("xattention", bad);
+  XATTN_CHECK_IN("xattention", scores.dim() == 4, "scores: expected [B, H, Qb, Kb], got ", shape_str(scores));
+  const int64_t B = scores.size(0), H = scores.size(1);
+  const Geometry g = Geometry::make(B, q_len, k_len, cfg.block_size, opts);
+  XATTN_CHECK_IN("xattention", scores.size(2) == g.q_blocks && scores.size(3) == g.k_blocks, "scores: expected [", B,
+                 ", ", H, ", ", g.q_blocks, ", ", g.k_blocks, "], got ", shape_str(scores));
+  const auto dev = scores.device();
+  const auto dopt = at::TensorOptions().dtype(at::kDouble).device(dev);
+
+  at::Tensor allowed = g.allowed_blocks(dev);                         // [B, 1, Qb, Kb]
+  at::Tensor forced = g.forced_blocks(dev, cfg.force_sink, cfg.force_diagonal) & allowed;
+  at::Tensor mass = at::where(allowed, scores.to(at::kDouble), at::zeros({}, dopt));  // [B, H, Qb, Kb]
+  at::Tensor forced_e = forced.expand_as(mass);
+  at::Tensor allowed_e = allowed.expand_as(mass);
+  // Forced blocks first, then by estimated mass, blocks that cannot be computed last.
+  at::Tensor key = at::where(forced_e, at::full({}, kInf, dopt), at::where(allowed_e, mass, at::full({}, -1.0, dopt)));
+  at::Tensor order = std::get<1>(key.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true));
+  at::Tensor s_mass = mass.gather(-1, order);
+  at::Tensor s_forced = forced_e.gather(-1, order);
+  at::Tensor s_allowed = allowed_e.gather(-1, order);
+  at::Tensor pos = at::arange(g.k_blocks, dopt.dtype(at::kLong)).view({1, 1, 1, g.k_blocks});
+
+  at::Tensor keep;
+  if (cfg.selection == "threshold") {
+    at::Tensor tau;
+    if (!cfg.head_thresholds.empty()) {
+      XATTN_CHECK_IN("xattention", static_cast<int64_t>(cfg.head_thresholds.size()) == H, "head_thresholds has ",
+                     cfg.head_thresholds.size(), " entries but there are ", H, " query heads");
+      tau = at::tensor(cfg.head_thresholds, at::kDouble).to(dev).view({1, H, 1, 1});
+    } else {
+      tau = at::full({1, H, 1, 1}, cfg.threshold, dopt);
+    }
+    at::Tensor total = mass.sum(-1, /*keepdim=*/true);
+    at::Tensor required = tau * total;
+    // Mass kept before each candidate (exclusive prefix sum): a block is kept while the
+    // kept mass is still below the requirement, so the crossing block is kept too.
+    at::Tensor before = at::constant_pad_nd(at::cumsum(s_mass, -1).narrow(-1, 0, g.k_blocks - 1), {1, 0});
+    keep = s_forced | (before < required) | (tau >= 1.0);
+    if (!opts.causal) keep = keep | (pos == 0);  // a valid row keeps at least its best block
+  } else {
+    at::Tensor limit;
+    if (cfg.selection == "top_k") {
+      limit = at::full({1, 1, 1, 1}, static_cast<int64_t>(cfg.top_k), dopt.dtype(at::kLong));
+    } else {  // top_ratio of the row's computable blocks, at least one
+      at::Tensor n = allowed.sum(-1, /*keepdim=*/true).to(at::kDouble);
+      limit = at::ceil(n * cfg.top_ratio).clamp_min(1.0).to(at::kLong);
+    }
+    keep = s_forced | (pos < limit);
+  }
+  keep = keep & s_allowed;
+  BlockMask m;
+  m.block_size = cfg.block_size;
+  m.q_len = q_len;
+  m.k_len = k_len;
+  m.causal = opts.causal;
+  m.mask = at::zeros_like(keep).scatter(-1, order, keep);
+  if (cfg.keep_scores) m.scores = scores.to(at::kFloat);
+  finalize(m, allowed);
+  return m;
+}
+
+BlockMask estimate(const at::Tensor& q, const at::Tensor& k, const XAttentionConfig& cfg,
+                   const AttentionOptions& opts) {
+  const std::string bad = config::validate(cfg, "xattention");
+  if (!bad.empty()) throw Error("xattention", bad);
+  const at::Tensor scores = antidiagonal_block_scores(q, k, cfg.stride, cfg.block_size, opts);
+  return select_blocks(scores, cfg, q.size(1), k.size(1), opts);
+}
+
+// ---------------------------------------------------------------------------
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionSpec& spec,
+                     const AttentionOptions& opts, AttentionStats* stats) {
+  const std::string bad = config::validate(spec, "attention");
+  if (!bad.empty()) throw Error("attention", bad);
+  if (spec.is_dense()) {
+    if (stats) *stats = AttentionStats{};
+    return dense_attention(q, k, v, opts).out;
+  }
+  const BlockMask mask = estimate(q, k, spec.xattention, opts);
+  if (stats) {
+    stats->dense = false;
+    stats->density = mask.density();
+    stats->density_per_head = mask.density_per_head();
+  }
+  return block_sparse_attention(q, k, v, mask, opts).out;
+}
+
+}  // namespace xattn::attention
