@@ -16,5 +16,6 @@ struct Command {
 const std::vector<Command>& commands();
 
 int run_info(const std::vector<std::string>& args);
+int run_bench(const std::vector<std::string>& args);
 
 }  // namespace xattn::cli

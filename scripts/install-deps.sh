@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev            # LibTorch 1.13 (CPU)
+  libopenblas0-pthread    # fast BLAS for LibTorch's CPU matmul (the default netlib BLAS is ~20x slower)
   libyaml-cpp-dev         # configs
   nlohmann-json3-dev      # JSON (safetensors headers, --json output)
   libgtest-dev libgmock-dev

@@ -34,4 +34,9 @@ struct Geometry {
   at::Tensor forced_blocks(const at::Device& device, bool sink, bool diagonal) const;
 };
 
+// Sets logits to -inf where `keep` (bool, broadcastable) is false, in place. Materialises
+// the mask at full size first: broadcasting element-wise ops are 10-20x slower than
+// contiguous ones in LibTorch 1.13's CPU kernels.
+void mask_logits_(at::Tensor& logits, const at::Tensor& keep);
+
 }  // namespace xattn::attention

@@ -118,18 +118,20 @@ at::Tensor Geometry::forced_blocks(const at::Device& device, bool sink, bool dia
 }
 
 // ---------------------------------------------------------------------------
-// Softmax-weighted sum over allowed keys for a chunk of rows, computed so that rows with
-// no allowed key give 0 and LSE -inf.
-static void masked_attend(const at::Tensor& logits_in, const at::Tensor& allowed, const at::Tensor& v, at::Tensor out,
+void mask_logits_(at::Tensor& logits, const at::Tensor& keep) {
+  at::Tensor drop = keep.logical_not().expand_as(logits).contiguous();
+  logits.masked_fill_(drop, -kInf);
+}
+
+// Softmax-weighted sum over allowed keys for a chunk of rows; rows with no allowed key
+// give 0 and LSE -inf. `logits` is a fresh tensor this function may modify.
+static void masked_attend(at::Tensor logits, const at::Tensor& allowed, const at::Tensor& v, at::Tensor out,
                           at::Tensor lse) {
-  at::Tensor logits = logits_in.masked_fill(~allowed, -kInf);
-  at::Tensor m = std::get<0>(logits.max(-1, /*keepdim=*/true));
-  at::Tensor safe_m = at::where(at::isinf(m), at::zeros_like(m), m);
-  at::Tensor p = at::exp(logits - safe_m);
-  at::Tensor denom = p.sum(-1, /*keepdim=*/true);
-  at::Tensor o = at::matmul(p, v) / denom.clamp_min(std::numeric_limits<float>::min());
-  out.copy_(o);
-  if (lse.defined()) lse.copy_((safe_m + at::log(denom)).squeeze(-1));
+  if (allowed.defined()) mask_logits_(logits, allowed);
+  at::Tensor p = at::softmax(logits, -1);
+  p.nan_to_num_(0.0);  // a row whose logits are all -inf
+  out.copy_(at::matmul(p, v));
+  if (lse.defined()) lse.copy_(at::logsumexp(logits, -1));
 }
 
 AttentionOutput dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -146,15 +148,19 @@ AttentionOutput dense_attention(const at::Tensor& q, const at::Tensor& k, const 
   at::Tensor keys = at::arange(s.k_len, lopt).view({1, s.k_len});
   for (int64_t b = 0; b < s.batch; ++b) {
     for (int64_t hk = 0; hk < s.kv_heads; ++hk) {
-      at::Tensor kh = k[b].select(1, hk).to(ct);                              // [Lk, D]
-      at::Tensor vh = v[b].select(1, hk).to(ct);                              // [Lk, Dv]
-      at::Tensor qg = q[b].narrow(1, hk * G, G).permute({1, 0, 2}).to(ct);    // [G, Lq, D]
+      at::Tensor kh = k[b].select(1, hk).to(ct).contiguous();                              // [Lk, D]
+      at::Tensor vh = v[b].select(1, hk).to(ct).contiguous();                              // [Lk, Dv]
+      at::Tensor qg = q[b].narrow(1, hk * G, G).permute({1, 0, 2}).to(ct).contiguous();  // [G, Lq, D]
       for (int64_t r0 = 0; r0 < s.q_len; r0 += kRowChunk) {
         const int64_t r = std::min(kRowChunk, s.q_len - r0);
-        at::Tensor logits = at::matmul(qg.narrow(1, r0, r), kh.t()) * scale;  // [G, r, Lk]
-        at::Tensor allowed = keys < g.key_length(b);
-        if (s.causal) allowed = allowed & (keys <= (at::arange(r0, r0 + r, lopt) + g.offset).view({r, 1}));
-        masked_attend(logits, allowed.expand({r, s.k_len}), vh, out[b].narrow(0, hk * G, G).narrow(1, r0, r),
+        at::Tensor logits = (at::matmul(qg.narrow(1, r0, r), kh.t()) * scale).contiguous();  // [G, r, Lk]
+        at::Tensor allowed;
+        if (g.key_length(b) < s.k_len) allowed = keys < g.key_length(b);
+        if (s.causal) {
+          at::Tensor c = keys <= (at::arange(r0, r0 + r, lopt) + g.offset).view({r, 1});
+          allowed = allowed.defined() ? (allowed & c) : c;
+        }
+        masked_attend(logits, allowed, vh, out[b].narrow(0, hk * G, G).narrow(1, r0, r),
                       return_lse ? lse[b].narrow(0, hk * G, G).narrow(1, r0, r) : at::Tensor());
       }
     }
@@ -190,14 +196,14 @@ AttentionOutput block_sparse_attention(const at::Tensor& q, const at::Tensor& k,
   const int64_t blocks_per_chunk = std::max<int64_t>(1, kRowChunk / bs);
   for (int64_t b = 0; b < s.batch; ++b) {
     for (int64_t hk = 0; hk < s.kv_heads; ++hk) {
-      at::Tensor kh = k[b].select(1, hk).to(ct);
-      at::Tensor vh = v[b].select(1, hk).to(ct);
-      at::Tensor qg = q[b].narrow(1, hk * G, G).permute({1, 0, 2}).to(ct);  // [G, Lq, D]
+      at::Tensor kh = k[b].select(1, hk).to(ct).contiguous();
+      at::Tensor vh = v[b].select(1, hk).to(ct).contiguous();
+      at::Tensor qg = q[b].narrow(1, hk * G, G).permute({1, 0, 2}).to(ct).contiguous();  // [G, Lq, D]
       for (int64_t i0 = 0; i0 < g.q_blocks; i0 += blocks_per_chunk) {
         const int64_t nb = std::min(blocks_per_chunk, g.q_blocks - i0);
         const int64_t r0 = i0 * bs;
         const int64_t r = std::min(nb * bs, s.q_len - r0);
-        at::Tensor logits = at::matmul(qg.narrow(1, r0, r), kh.t()) * scale;  // [G, r, Lk]
+        at::Tensor logits = (at::matmul(qg.narrow(1, r0, r), kh.t()) * scale).contiguous();  // [G, r, Lk]
         // Block mask of these rows at token resolution: [G, r, Lk].
         at::Tensor m = bmask[b].narrow(0, hk * G, G).narrow(1, i0, nb);       // [G, nb, Kb]
         m = m.repeat_interleave(bs, 1).narrow(1, 0, r).repeat_interleave(bs, 2).narrow(2, 0, s.k_len);

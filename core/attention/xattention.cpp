@@ -88,8 +88,8 @@ BlockMask BlockMask::full(int64_t batch, int64_t heads, int64_t block_size, int6
 }
 
 // ---------------------------------------------------------------------------
-at::Tensor antidiagonal_block_scores(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
-                                     const AttentionOptions& opts) {
+static at::Tensor strided_block_scores(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
+                                       const AttentionOptions& opts, bool antidiagonal) {
   const Shapes s = Shapes::check(q, k, at::Tensor(), opts);
   XATTN_CHECK_IN("xattention", stride >= 1 && block_size % stride == 0, "block_size ", block_size,
                  " must be a multiple of stride ", stride);
@@ -109,8 +109,9 @@ at::Tensor antidiagonal_block_scores(const at::Tensor& q, const at::Tensor& k, i
   at::Tensor qp = at::constant_pad_nd(q, {0, 0, 0, 0, 0, nq * S - s.q_len});  // q: [B, nq*S, Hq, D]
   at::Tensor kp = at::constant_pad_nd(k, {0, 0, 0, 0, 0, nk * S - s.k_len});
   // qr: [B, Hkv, G, nq, S*D] (query head h = hkv*G + g); kr: [B, Hkv, nk, S*D]
-  at::Tensor qr = qp.view({s.batch, nq, S, s.q_heads, D}).flip({2}).permute({0, 3, 1, 2, 4})
-                      .reshape({s.batch, s.kv_heads, G, nq, S * D}).to(ct);
+  at::Tensor qv = qp.view({s.batch, nq, S, s.q_heads, D});
+  if (antidiagonal) qv = qv.flip({2});
+  at::Tensor qr = qv.permute({0, 3, 1, 2, 4}).reshape({s.batch, s.kv_heads, G, nq, S * D}).to(ct);
   at::Tensor kr = kp.view({s.batch, nk, S, s.kv_heads, D}).permute({0, 3, 1, 2, 4})
                       .reshape({s.batch, s.kv_heads, nk, S * D}).to(ct);
 
@@ -130,7 +131,7 @@ at::Tensor antidiagonal_block_scores(const at::Tensor& q, const at::Tensor& k, i
       const int64_t r = i1 - i0;
       // logits: [Hkv, G*r, nk] -> [Hq, r, nk]
       at::Tensor qc = qr[b].narrow(2, i0, r).reshape({s.kv_heads, G * r, S * D});
-      at::Tensor logits = at::matmul(qc, kr[b].transpose(-1, -2)).view({s.q_heads, r, nk});
+      at::Tensor logits = at::matmul(qc, kr[b].transpose(-1, -2)).contiguous().view({s.q_heads, r, nk});
       logits.mul_(scale / static_cast<double>(S));  // the mean of the S antidiagonal logits
       at::Tensor invalid = key_invalid.view({1, nk}).expand({r, nk});
       if (s.causal) {
@@ -139,7 +140,7 @@ at::Tensor antidiagonal_block_scores(const at::Tensor& q, const at::Tensor& k, i
         at::Tensor last_query = (at::arange(i0, i1, opt.dtype(at::kLong)) * S + g.offset + S - 1).view({r, 1});
         invalid = invalid | (key_group.view({1, nk}) > last_query);
       }
-      logits.masked_fill_(invalid.unsqueeze(0), -kInf);
+      mask_logits_(logits, invalid.logical_not().unsqueeze(0));
       at::Tensor p = at::softmax(logits, -1);
       p = at::where(at::isnan(p), at::zeros_like(p), p);  // rows with no valid key: no mass
       // Sum probabilities over each (block row, block column) tile.
@@ -152,7 +153,67 @@ at::Tensor antidiagonal_block_scores(const at::Tensor& q, const at::Tensor& k, i
   return scores;
 }
 
+at::Tensor antidiagonal_block_scores(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
+                                     const AttentionOptions& opts) {
+  return strided_block_scores(q, k, stride, block_size, opts, /*antidiagonal=*/true);
+}
+
+at::Tensor diagonal_block_scores(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
+                                 const AttentionOptions& opts) {
+  return strided_block_scores(q, k, stride, block_size, opts, /*antidiagonal=*/false);
+}
+
 // ---------------------------------------------------------------------------
+namespace {
+// Each row's blocks in selection order: forced first, then by estimated mass, blocks that
+// cannot be computed last.
+struct SortedRows {
+  at::Tensor order, mass, forced, allowed, pos;  // sorted views, [B, H, Qb, Kb]
+  at::Tensor allowed_blocks;                     // [B, 1, Qb, Kb] unsorted
+};
+SortedRows sort_rows(const at::Tensor& scores, const Geometry& g, bool sink, bool diagonal) {
+  const auto dev = scores.device();
+  const auto dopt = at::TensorOptions().dtype(at::kDouble).device(dev);
+  SortedRows r;
+  r.allowed_blocks = g.allowed_blocks(dev);
+  at::Tensor forced = g.forced_blocks(dev, sink, diagonal) & r.allowed_blocks;
+  at::Tensor mass = at::where(r.allowed_blocks, scores.to(at::kDouble), at::zeros({}, dopt));
+  at::Tensor forced_e = forced.expand_as(mass);
+  at::Tensor allowed_e = r.allowed_blocks.expand_as(mass);
+  at::Tensor key = at::where(forced_e, at::full({}, kInf, dopt), at::where(allowed_e, mass, at::full({}, -1.0, dopt)));
+  r.order = std::get<1>(key.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true));
+  r.mass = mass.gather(-1, r.order);
+  r.forced = forced_e.gather(-1, r.order);
+  r.allowed = allowed_e.gather(-1, r.order);
+  r.pos = at::arange(g.k_blocks, dopt.dtype(at::kLong)).view({1, 1, 1, g.k_blocks});
+  return r;
+}
+
+BlockMask make_mask(const SortedRows& r, const at::Tensor& keep_sorted, int64_t block_size, int64_t q_len,
+                    int64_t k_len, bool causal) {
+  BlockMask m;
+  m.block_size = block_size;
+  m.q_len = q_len;
+  m.k_len = k_len;
+  m.causal = causal;
+  const at::Tensor keep = keep_sorted & r.allowed;
+  m.mask = at::zeros_like(keep).scatter(-1, r.order, keep);
+  finalize(m, r.allowed_blocks);
+  return m;
+}
+}  // namespace
+
+BlockMask select_by_counts(const at::Tensor& scores, const at::Tensor& counts, int64_t block_size, int64_t q_len,
+                           int64_t k_len, const AttentionOptions& opts, bool force_sink, bool force_diagonal) {
+  XATTN_CHECK_IN("xattention", scores.dim() == 4, "scores: expected [B, H, Qb, Kb], got ", shape_str(scores));
+  const Geometry g = Geometry::make(scores.size(0), q_len, k_len, block_size, opts);
+  XATTN_CHECK_IN("xattention", counts.sizes() == scores.sizes().slice(0, 3), "counts: expected ",
+                 shape_str(scores.narrow(3, 0, 1).squeeze(3)), ", got ", shape_str(counts));
+  const SortedRows r = sort_rows(scores, g, force_sink, force_diagonal);
+  const at::Tensor keep = r.forced | (r.pos < counts.to(at::kLong).to(scores.device()).unsqueeze(-1));
+  return make_mask(r, keep, block_size, q_len, k_len, opts.causal);
+}
+
 BlockMask select_blocks(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len, int64_t k_len,
                         const AttentionOptions& opts) {
   const std::string bad = config::validate(cfg, "xattention");
@@ -164,19 +225,7 @@ BlockMask select_blocks(const at::Tensor& scores, const XAttentionConfig& cfg, i
                  ", ", H, ", ", g.q_blocks, ", ", g.k_blocks, "], got ", shape_str(scores));
   const auto dev = scores.device();
   const auto dopt = at::TensorOptions().dtype(at::kDouble).device(dev);
-
-  at::Tensor allowed = g.allowed_blocks(dev);                         // [B, 1, Qb, Kb]
-  at::Tensor forced = g.forced_blocks(dev, cfg.force_sink, cfg.force_diagonal) & allowed;
-  at::Tensor mass = at::where(allowed, scores.to(at::kDouble), at::zeros({}, dopt));  // [B, H, Qb, Kb]
-  at::Tensor forced_e = forced.expand_as(mass);
-  at::Tensor allowed_e = allowed.expand_as(mass);
-  // Forced blocks first, then by estimated mass, blocks that cannot be computed last.
-  at::Tensor key = at::where(forced_e, at::full({}, kInf, dopt), at::where(allowed_e, mass, at::full({}, -1.0, dopt)));
-  at::Tensor order = std::get<1>(key.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true));
-  at::Tensor s_mass = mass.gather(-1, order);
-  at::Tensor s_forced = forced_e.gather(-1, order);
-  at::Tensor s_allowed = allowed_e.gather(-1, order);
-  at::Tensor pos = at::arange(g.k_blocks, dopt.dtype(at::kLong)).view({1, 1, 1, g.k_blocks});
+  const SortedRows r = sort_rows(scores, g, cfg.force_sink, cfg.force_diagonal);
 
   at::Tensor keep;
   if (cfg.selection == "threshold") {
@@ -188,32 +237,24 @@ BlockMask select_blocks(const at::Tensor& scores, const XAttentionConfig& cfg, i
     } else {
       tau = at::full({1, H, 1, 1}, cfg.threshold, dopt);
     }
-    at::Tensor total = mass.sum(-1, /*keepdim=*/true);
-    at::Tensor required = tau * total;
+    at::Tensor required = tau * r.mass.sum(-1, /*keepdim=*/true);
     // Mass kept before each candidate (exclusive prefix sum): a block is kept while the
     // kept mass is still below the requirement, so the crossing block is kept too.
-    at::Tensor before = at::constant_pad_nd(at::cumsum(s_mass, -1).narrow(-1, 0, g.k_blocks - 1), {1, 0});
-    keep = s_forced | (before < required) | (tau >= 1.0);
-    if (!opts.causal) keep = keep | (pos == 0);  // a valid row keeps at least its best block
+    at::Tensor before = at::constant_pad_nd(at::cumsum(r.mass, -1).narrow(-1, 0, g.k_blocks - 1), {1, 0});
+    keep = r.forced | (before < required) | (tau >= 1.0);
+    if (!opts.causal) keep = keep | (r.pos == 0);  // a valid row keeps at least its best block
   } else {
     at::Tensor limit;
     if (cfg.selection == "top_k") {
       limit = at::full({1, 1, 1, 1}, static_cast<int64_t>(cfg.top_k), dopt.dtype(at::kLong));
     } else {  // top_ratio of the row's computable blocks, at least one
-      at::Tensor n = allowed.sum(-1, /*keepdim=*/true).to(at::kDouble);
+      at::Tensor n = r.allowed_blocks.sum(-1, /*keepdim=*/true).to(at::kDouble);
       limit = at::ceil(n * cfg.top_ratio).clamp_min(1.0).to(at::kLong);
     }
-    keep = s_forced | (pos < limit);
+    keep = r.forced | (r.pos < limit);
   }
-  keep = keep & s_allowed;
-  BlockMask m;
-  m.block_size = cfg.block_size;
-  m.q_len = q_len;
-  m.k_len = k_len;
-  m.causal = opts.causal;
-  m.mask = at::zeros_like(keep).scatter(-1, order, keep);
+  BlockMask m = make_mask(r, keep, cfg.block_size, q_len, k_len, opts.causal);
   if (cfg.keep_scores) m.scores = scores.to(at::kFloat);
-  finalize(m, allowed);
   return m;
 }
 

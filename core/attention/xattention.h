@@ -117,6 +117,17 @@ BlockMask estimate(const at::Tensor& q, const at::Tensor& k, const XAttentionCon
 at::Tensor antidiagonal_block_scores(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
                                      const AttentionOptions& opts = {});
 
+// The same sums along the main diagonal of each S x S tile instead of the antidiagonal
+// (sum_t <q_{iS+t}, k_{jS+t}>); only for comparing estimators.
+at::Tensor diagonal_block_scores(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
+                                 const AttentionOptions& opts = {});
+
+// Keeps, per row, the forced blocks and then the highest-scoring blocks up to counts
+// [B, H, Qb] blocks in all; used to compare estimators at equal density.
+BlockMask select_by_counts(const at::Tensor& scores, const at::Tensor& counts, int64_t block_size, int64_t q_len,
+                           int64_t k_len, const AttentionOptions& opts, bool force_sink = true,
+                           bool force_diagonal = true);
+
 // Selection from given block scores (any estimator); used by estimate() and the proxy study.
 BlockMask select_blocks(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len, int64_t k_len,
                         const AttentionOptions& opts);
