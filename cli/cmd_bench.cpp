@@ -8,6 +8,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress_bar.h"
+#include "core/config/config.h"
+#include "eval/density.h"
 #include "eval/proxy.h"
 
 namespace xattn::cli {
@@ -63,6 +65,35 @@ int run_proxy_cmd(const std::vector<std::string>& args) {
   emit(text, out_file);
   return 0;
 }
+int run_density_cmd(const std::vector<std::string>& args) {
+  std::string config_file, format = "md", out_file;
+  std::vector<std::string> sets;
+  ArgParser p("xattn bench density [--config FILE] [--set key=value ...] [-o md|csv|json]",
+              "Generate a synthetic workload and report the share of blocks XAttention keeps, per head kind.\n"
+              "Settings come from the DensityBench config (defaults, then --config FILE, then --set).");
+  p.flag("--config", "FILE", "YAML file with DensityBench settings (e.g. configs/density/video-720p.yaml)",
+         &config_file);
+  p.multi("--set", "KEY=VALUE", "override a setting, e.g. --set video.peak_margin=5 --set threshold=0.95", &sets);
+  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
+  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  std::string keys;
+  for (const auto& d : config::describe<eval::DensityBench>())
+    keys += "  " + d.path + " (" + d.type + ", default " + d.default_value + "): " + d.help + "\n";
+  p.epilog("settings:\n" + keys);
+  if (p.parse(args)) {
+    std::cout << p.help();
+    return 0;
+  }
+  if (format != "md" && format != "csv" && format != "json")
+    throw UsageError("-o: expected md, csv or json, got '" + format + "'");
+  const eval::DensityBench cfg = config_file.empty() ? config::from_overrides<eval::DensityBench>(sets)
+                                                     : config::load<eval::DensityBench>(config_file, sets);
+  ProgressBar bar(std::cerr, isatty(2) != 0);
+  bar.set_cancel_flag(&g_interrupted);
+  std::signal(SIGINT, on_sigint);
+  emit(eval::run_density(cfg, bar.callback()).render(format), out_file);
+  return 0;
+}
 }  // namespace
 
 int run_bench(const std::vector<std::string>& args) {
@@ -76,7 +107,8 @@ int run_bench(const std::vector<std::string>& args) {
   const std::string routine = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (routine == "proxy") return run_proxy_cmd(rest);
-  const std::string near = closest(routine, {"proxy"});
+  if (routine == "density") return run_density_cmd(rest);
+  const std::string near = closest(routine, {"proxy", "density"});
   throw UsageError("bench: unknown routine '" + routine + "'" + (near.empty() ? "" : " (did you mean " + near + "?)"));
 }
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
-#   steps: build tests fixtures (default: all three)
+#   steps: build tests fixtures ops density (default: build tests ops)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
 BUILD_DIR=${BUILD_DIR:-build-gpu}
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(build tests fixtures)
+[ ${#steps[@]} -eq 0 ] && steps=(build tests ops)
 declare -a table
 status() { table+=("$(printf '%-12s %-6s %s' "$1" "$2" "$3")"); }
 
@@ -34,6 +34,22 @@ for s in "${steps[@]}"; do
       else
         status fixtures FAIL "$(tail -3 "$OUT/fixtures.log")"
       fi ;;
+    ops)
+      if python3 tests/python/test_torch_ops.py "$BUILD_DIR" > "$OUT/ops.log" 2>&1; then
+        status ops ok "$(tail -1 "$OUT/ops.log")"
+      else
+        status ops FAIL "see ops.log"; tail -15 "$OUT/ops.log"
+      fi ;;
+    density)
+      : > "$OUT/density.md"
+      while IFS= read -r line; do
+        case "$line" in ''|'#'*) continue ;; esac
+        echo "## $line" >> "$OUT/density.md"
+        # shellcheck disable=SC2086
+        "$BUILD_DIR/bin/xattn" bench density $line >> "$OUT/density.md" 2>> "$OUT/density.err" || echo "FAILED: $line" >> "$OUT/density.md"
+      done < scripts/density-sweep.txt
+      status density done "$(grep -c '| all |' "$OUT/density.md") runs, see density.md"
+      grep -E '^## |\| all \||FAILED' "$OUT/density.md" | sed 's/--config configs\/density\/video-720p.yaml//' | cut -c1-200 ;;
     *) status "$s" FAIL "unknown step" ;;
   esac
 done

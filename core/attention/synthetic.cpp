@@ -16,8 +16,8 @@ constexpr double kPi = 3.14159265358979323846;
 
 struct Rng {
   explicit Rng(uint64_t seed) : gen(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
-  at::Tensor normal(at::IntArrayRef shape) { return at::randn(shape, gen, at::TensorOptions().dtype(at::kDouble)); }
-  at::Tensor uniform(at::IntArrayRef shape) { return at::rand(shape, gen, at::TensorOptions().dtype(at::kDouble)); }
+  at::Tensor normal(at::IntArrayRef shape) { return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)); }
+  at::Tensor uniform(at::IntArrayRef shape) { return at::rand(shape, gen, at::TensorOptions().dtype(at::kFloat)); }
   at::Tensor unit(int64_t d) {
     at::Tensor e = normal({d});
     return e / e.norm();
@@ -37,47 +37,53 @@ double amplitude(double peak, int64_t d) { return std::sqrt(peak) * std::pow(sta
 
 }  // namespace
 
-Workload video_like(const VideoConfig& c) {
+Workload video_like(const VideoConfig& c, const at::Device& device) {
+  const std::string bad = config::validate(c, "video");
+  if (!bad.empty()) throw Error("synthetic", bad);
   XATTN_CHECK_IN("synthetic", c.frames > 0 && c.height > 0 && c.width > 0 && c.heads > 0 && c.head_dim > 0,
                  "video_like: grid, heads and head_dim must be positive");
   XATTN_CHECK_IN("synthetic", c.sink_tokens >= 0 && c.text_tokens >= 0 && c.padded_text >= 0,
                  "video_like: token counts must be non-negative");
-  Rng rng(c.seed);
+  Rng rng(static_cast<uint64_t>(c.seed));
   const int64_t nv = c.frames * c.height * c.width;
   const int64_t n = nv + c.text_tokens + c.padded_text;
   const int64_t d = c.head_dim;
-  const double valid = static_cast<double>(nv + c.text_tokens);
-  const double peak = std::log(valid) + c.peak_margin;
-  const double amp = amplitude(peak, d);
+  const double log_n = std::log(static_cast<double>(nv + c.text_tokens));
   const double root_d = std::pow(static_cast<double>(d), 0.25);
 
-  at::Tensor idx = at::arange(nv, at::kDouble);
+  at::Tensor idx = at::arange(nv, at::kFloat);
   at::Tensor t = at::floor(idx / static_cast<double>(c.height * c.width));
   at::Tensor y = at::remainder(at::floor(idx / static_cast<double>(c.width)), static_cast<double>(c.height));
   at::Tensor x = at::remainder(idx, static_cast<double>(c.width));
 
-  at::Tensor q = at::zeros({c.batch, n, c.heads, d}, at::kDouble);
-  at::Tensor k = at::zeros({c.batch, n, c.heads, d}, at::kDouble);
+  at::Tensor q = at::zeros({c.batch, n, c.heads, d}, at::kFloat);
+  at::Tensor k = at::zeros({c.batch, n, c.heads, d}, at::kFloat);
   Workload w;
   w.name = "video " + std::to_string(c.frames) + "x" + std::to_string(c.height) + "x" + std::to_string(c.width) +
            "+" + std::to_string(c.text_tokens) + " text";
   for (int64_t h = 0; h < c.heads; ++h) {
     at::Tensor u;
     std::string kind;
+    double margin = 0;
     switch (h % 3) {
-      case 0:  // spatial: same frame (time stretched), nearby rows and columns
+      case 0:  // spatial: (mostly) the same frame, nearby rows and columns
         kind = "spatial";
-        u = at::stack({t / 0.25, y / c.spatial_sigma, x / c.spatial_sigma}, 1);
+        margin = c.spatial_margin;
+        u = at::stack({t / c.spatial_time_sigma, y / c.spatial_sigma, x / c.spatial_sigma}, 1);
         break;
       case 1:  // temporal: the same place in every frame
         kind = "temporal";
+        margin = c.temporal_margin;
         u = at::stack({y / c.temporal_sigma, x / c.temporal_sigma}, 1);
         break;
       default:  // global: wide neighbourhoods across frames
         kind = "global";
-        u = at::stack({t / 2.0, y / c.global_sigma, x / c.global_sigma}, 1);
+        margin = c.global_margin;
+        u = at::stack({t / c.global_time_sigma, y / c.global_sigma, x / c.global_sigma}, 1);
         break;
     }
+    const double head_peak = std::max(0.0, log_n + margin);
+    const double amp = amplitude(head_peak, d);
     w.head_kinds.push_back(kind);
     at::Tensor phi = fourier_features(u, d, rng) * amp;  // [nv, d]
     at::Tensor e_sink = rng.unit(d), e_text = rng.unit(d);
@@ -86,7 +92,7 @@ Workload video_like(const VideoConfig& c) {
       at::Tensor qh = phi + rng.normal({nv, d}) * 0.1;
       at::Tensor kh = phi + rng.normal({nv, d}) * 0.1;
       // Sinks and text: every video query carries the sink and text directions a little.
-      const double sink_logit = peak - c.sink_gap, text_logit = peak - c.text_gap;
+      const double sink_logit = head_peak - c.sink_gap, text_logit = head_peak - c.text_gap;
       qh = qh + e_sink.view({1, d}) * root_d + e_text.view({1, d}) * root_d;
       if (c.sink_tokens > 0)
         kh.narrow(0, 0, std::min(c.sink_tokens, nv)).add_(e_sink.view({1, d}) * (sink_logit * root_d));
@@ -106,24 +112,26 @@ Workload video_like(const VideoConfig& c) {
       }
     }
   }
-  w.q = q.to(c.dtype);
-  w.k = k.to(c.dtype);
-  w.v = rng.normal({c.batch, n, c.heads, d}).to(c.dtype);
+  w.q = q.to(device);
+  w.k = k.to(device);
+  w.v = rng.normal({c.batch, n, c.heads, d}).to(device);
   if (c.padded_text > 0)
-    w.opts.key_lengths = at::full({c.batch}, nv + c.text_tokens, at::kLong);
+    w.opts.key_lengths = at::full({c.batch}, nv + c.text_tokens, at::TensorOptions().dtype(at::kLong).device(device));
   return w;
 }
 
-Workload llm_like(const LlmConfig& c) {
+Workload llm_like(const LlmConfig& c, const at::Device& device) {
+  const std::string bad = config::validate(c, "llm");
+  if (!bad.empty()) throw Error("synthetic", bad);
   XATTN_CHECK_IN("synthetic", c.length > 0 && c.heads > 0 && c.kv_heads > 0 && c.heads % c.kv_heads == 0,
                  "llm_like: length > 0 and heads a multiple of kv_heads");
-  Rng rng(c.seed);
+  Rng rng(static_cast<uint64_t>(c.seed));
   const int64_t n = c.length, d = c.head_dim, g = c.heads / c.kv_heads;
   const double peak = std::log(static_cast<double>(n)) + c.peak_margin;
   const double root_d = std::pow(static_cast<double>(d), 0.25);
-  at::Tensor pos = at::arange(n, at::kDouble);
-  at::Tensor q = at::zeros({c.batch, n, c.heads, d}, at::kDouble);
-  at::Tensor k = at::zeros({c.batch, n, c.kv_heads, d}, at::kDouble);
+  at::Tensor pos = at::arange(n, at::kFloat);
+  at::Tensor q = at::zeros({c.batch, n, c.heads, d}, at::kFloat);
+  at::Tensor k = at::zeros({c.batch, n, c.kv_heads, d}, at::kFloat);
   Workload w;
   w.name = "llm " + std::to_string(n) + " causal";
   w.opts.causal = true;
@@ -146,20 +154,20 @@ Workload llm_like(const LlmConfig& c) {
       }
     }
   }
-  w.q = q.to(c.dtype);
-  w.k = k.to(c.dtype);
-  w.v = rng.normal({c.batch, n, c.kv_heads, d}).to(c.dtype);
+  w.q = q.to(device);
+  w.k = k.to(device);
+  w.v = rng.normal({c.batch, n, c.kv_heads, d}).to(device);
   return w;
 }
 
 Workload random(int64_t batch, int64_t length, int64_t heads, int64_t kv_heads, int64_t head_dim, bool causal,
-                uint64_t seed, at::ScalarType dtype) {
+                uint64_t seed, const at::Device& device) {
   Rng rng(seed);
   Workload w;
   w.name = "random " + std::to_string(length) + (causal ? " causal" : "");
-  w.q = rng.normal({batch, length, heads, head_dim}).to(dtype);
-  w.k = rng.normal({batch, length, kv_heads, head_dim}).to(dtype);
-  w.v = rng.normal({batch, length, kv_heads, head_dim}).to(dtype);
+  w.q = rng.normal({batch, length, heads, head_dim}).to(device);
+  w.k = rng.normal({batch, length, kv_heads, head_dim}).to(device);
+  w.v = rng.normal({batch, length, kv_heads, head_dim}).to(device);
   w.opts.causal = causal;
   w.head_kinds.assign(static_cast<size_t>(heads), "random");
   return w;

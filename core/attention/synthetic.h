@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/attention/xattention.h"
+#include "core/config/config.h"
 
 namespace xattn::attention::synthetic {
 
@@ -38,18 +39,50 @@ struct VideoConfig {
   int64_t padded_text = 0;                      // extra text positions marked as padding (key_lengths)
   int64_t heads = 6;
   int64_t head_dim = 64;
-  // Head kinds cycle spatial, temporal, global over the heads.
-  double spatial_sigma = 1.5;   // tokens (height/width) for spatial heads
-  double temporal_sigma = 0.7;  // tokens for temporal heads (same place, any frame)
-  double global_sigma = 8.0;    // tokens for global heads
-  double peak_margin = 4.5;     // peak logit = log(tokens) + margin
+  // Head kinds cycle spatial, temporal, global over the heads. Each kind has a neighbourhood
+  // (radii in tokens and frames) and a peak margin: peak logit = log(tokens) + margin. A low
+  // margin spreads a head's mass (diffuse heads), a high one concentrates it.
+  double spatial_sigma = 1.5;        // height/width radius of spatial heads
+  double spatial_time_sigma = 0.25;  // frame radius of spatial heads (0.25: same frame)
+  double spatial_margin = 4.5;
+  double temporal_sigma = 1.5;       // height/width radius of temporal heads (any frame)
+  double temporal_margin = 4.5;
+  double global_sigma = 8.0;         // height/width radius of global heads
+  double global_time_sigma = 2.0;    // frame radius of global heads
+  double global_margin = 4.5;
   int64_t sink_tokens = 4;      // first video tokens that every query attends to a little
-  double sink_gap = 3.0;        // sink logit = peak - sink_gap
-  double text_gap = 5.0;        // logit of video queries for text keys = peak - text_gap
-  uint64_t seed = 0;
-  at::ScalarType dtype = at::kFloat;
+  double sink_gap = 3.0;        // sink logit = the head's peak - sink_gap
+  double text_gap = 5.0;        // logit of video queries for text keys = the head's peak - text_gap
+  int64_t seed = 0;
+
+  template <class V>
+  void fields(V& v) {
+    namespace c = xattn::config;
+    v.field("batch", batch, "batch size", c::at_least<int64_t>(1));
+    v.field("frames", frames, "latent frames T", c::at_least<int64_t>(1));
+    v.field("height", height, "latent height H (tokens)", c::at_least<int64_t>(1));
+    v.field("width", width, "latent width W (tokens)", c::at_least<int64_t>(1));
+    v.field("text_tokens", text_tokens, "valid text tokens after the video tokens", c::at_least<int64_t>(0));
+    v.field("padded_text", padded_text, "padding positions after the text (excluded by key_lengths)",
+            c::at_least<int64_t>(0));
+    v.field("heads", heads, "attention heads (kinds cycle spatial, temporal, global)", c::at_least<int64_t>(1));
+    v.field("head_dim", head_dim, "head dimension", c::at_least<int64_t>(8));
+    v.field("spatial_sigma", spatial_sigma, "height/width radius of spatial heads (tokens)", c::range(0.1, 1e4));
+    v.field("spatial_time_sigma", spatial_time_sigma, "frame radius of spatial heads", c::range(0.05, 1e4));
+    v.field("spatial_margin", spatial_margin, "spatial heads: peak logit minus log(tokens)", c::range(-20.0, 50.0));
+    v.field("temporal_sigma", temporal_sigma, "height/width radius of temporal heads (tokens)", c::range(0.1, 1e4));
+    v.field("temporal_margin", temporal_margin, "temporal heads: peak logit minus log(tokens)", c::range(-20.0, 50.0));
+    v.field("global_sigma", global_sigma, "height/width radius of global heads (tokens)", c::range(0.1, 1e4));
+    v.field("global_time_sigma", global_time_sigma, "frame radius of global heads", c::range(0.05, 1e4));
+    v.field("global_margin", global_margin, "global heads: peak logit minus log(tokens)", c::range(-20.0, 50.0));
+    v.field("sink_tokens", sink_tokens, "first video tokens acting as attention sinks", c::at_least<int64_t>(0));
+    v.field("sink_gap", sink_gap, "sink logit below the peak", c::range(-50.0, 50.0));
+    v.field("text_gap", text_gap, "text-key logit of video queries below the peak", c::range(-50.0, 50.0));
+    v.field("seed", seed, "random seed", c::at_least<int64_t>(0));
+  }
 };
-Workload video_like(const VideoConfig& cfg);
+// Generated in fp32 on the CPU (deterministic), then moved to `device`.
+Workload video_like(const VideoConfig& cfg, const at::Device& device = at::kCPU);
 
 struct LlmConfig {
   int64_t batch = 1;
@@ -59,15 +92,30 @@ struct LlmConfig {
   double peak_margin = 4.0;      // peak logit = log(length) + margin
   int64_t vertical_columns = 12; // vertical: key columns every query attends to (first is token 0)
   double vertical_gap = 2.0;     // column logit = peak - gap (alternating heads add 2 more)
-  uint64_t seed = 0;
-  at::ScalarType dtype = at::kFloat;
+  int64_t seed = 0;
+
+  template <class V>
+  void fields(V& v) {
+    namespace c = xattn::config;
+    v.field("batch", batch, "batch size", c::at_least<int64_t>(1));
+    v.field("length", length, "tokens", c::at_least<int64_t>(1));
+    v.field("heads", heads, "query heads", c::at_least<int64_t>(1));
+    v.field("kv_heads", kv_heads, "key/value heads (divides heads)", c::at_least<int64_t>(1));
+    v.field("head_dim", head_dim, "head dimension", c::at_least<int64_t>(8));
+    v.field("window_sigma", window_sigma, "local band width (tokens)", c::range(0.1, 1e7));
+    v.field("peak_margin", peak_margin, "peak logit minus log(length)", c::range(-20.0, 50.0));
+    v.field("vertical_columns", vertical_columns, "global key columns (the first is token 0)", c::at_least<int64_t>(0));
+    v.field("vertical_gap", vertical_gap, "column logit below the peak", c::range(-50.0, 50.0));
+    v.field("seed", seed, "random seed", c::at_least<int64_t>(0));
+  }
+  std::string check() const { return heads % kv_heads == 0 ? "" : "heads must be a multiple of kv_heads"; }
 };
 // Causal vertical-slash patterns (local band + a few global columns), GQA.
-Workload llm_like(const LlmConfig& cfg);
+Workload llm_like(const LlmConfig& cfg, const at::Device& device = at::kCPU);
 
 // Independent N(0, 1) entries.
 Workload random(int64_t batch, int64_t length, int64_t heads, int64_t kv_heads, int64_t head_dim, bool causal,
-                uint64_t seed, at::ScalarType dtype = at::kFloat);
+                uint64_t seed, const at::Device& device = at::kCPU);
 
 // ---------------------------------------------------------------------------
 // Metrics

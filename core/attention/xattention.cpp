@@ -111,9 +111,12 @@ static at::Tensor strided_block_scores(const at::Tensor& q, const at::Tensor& k,
   // qr: [B, Hkv, G, nq, S*D] (query head h = hkv*G + g); kr: [B, Hkv, nk, S*D]
   at::Tensor qv = qp.view({s.batch, nq, S, s.q_heads, D});
   if (antidiagonal) qv = qv.flip({2});
-  at::Tensor qr = qv.permute({0, 3, 1, 2, 4}).reshape({s.batch, s.kv_heads, G, nq, S * D}).to(ct);
+  // The product runs in fp32 on the CPU; on a GPU in the input dtype with fp32 accumulation
+  // (tensor cores, as the CUDA kernel does); the softmax is fp32 either way.
+  const auto mm_type = q.is_cuda() ? q.scalar_type() : ct;
+  at::Tensor qr = qv.permute({0, 3, 1, 2, 4}).reshape({s.batch, s.kv_heads, G, nq, S * D}).to(mm_type);
   at::Tensor kr = kp.view({s.batch, nk, S, s.kv_heads, D}).permute({0, 3, 1, 2, 4})
-                      .reshape({s.batch, s.kv_heads, nk, S * D}).to(ct);
+                      .reshape({s.batch, s.kv_heads, nk, S * D}).to(mm_type);
 
   const auto opt = at::TensorOptions().dtype(ct).device(q.device());
   at::Tensor scores = at::zeros({s.batch, s.q_heads, g.q_blocks, g.k_blocks}, opt);
@@ -131,7 +134,7 @@ static at::Tensor strided_block_scores(const at::Tensor& q, const at::Tensor& k,
       const int64_t r = i1 - i0;
       // logits: [Hkv, G*r, nk] -> [Hq, r, nk]
       at::Tensor qc = qr[b].narrow(2, i0, r).reshape({s.kv_heads, G * r, S * D});
-      at::Tensor logits = at::matmul(qc, kr[b].transpose(-1, -2)).contiguous().view({s.q_heads, r, nk});
+      at::Tensor logits = at::matmul(qc, kr[b].transpose(-1, -2)).to(ct).contiguous().view({s.q_heads, r, nk});
       logits.mul_(scale / static_cast<double>(S));  // the mean of the S antidiagonal logits
       at::Tensor invalid = key_invalid.view({1, nk}).expand({r, nk});
       if (s.causal) {

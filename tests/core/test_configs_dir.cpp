@@ -7,12 +7,14 @@
 
 #include "core/attention/xattention.h"
 #include "core/config/config.h"
+#include "eval/density.h"
 
 namespace fs = std::filesystem;
 
 TEST(ConfigsDir, EveryFileLoadsAndValidates) {
   const std::map<std::string, std::function<void(const std::string&)>> loaders = {
       {"attention", [](const std::string& p) { xattn::config::load<xattn::attention::AttentionSpec>(p); }},
+      {"density", [](const std::string& p) { xattn::config::load<xattn::eval::DensityBench>(p); }},
   };
   const fs::path root = fs::path(XATTN_SOURCE_DIR) / "configs";
   int files = 0;
@@ -24,7 +26,7 @@ TEST(ConfigsDir, EveryFileLoadsAndValidates) {
     EXPECT_NO_THROW(it->second(e.path().string())) << e.path();
     ++files;
   }
-  EXPECT_GE(files, 4);
+  EXPECT_GE(files, 5);
 }
 
 TEST(ConfigsDir, AttentionSpecErrorsNameKeyAndLine) {
