@@ -259,7 +259,7 @@ TEST(XAttention, FullMaskEqualsDenseAttention) {
     const AttentionOutput s = block_sparse_attention(q, k, v, full, o, true);
     const AttentionOutput d = dense_attention(q, k, v, o, true);
     EXPECT_TRUE(at::allclose(s.out, d.out, 1e-12, 1e-12));
-    EXPECT_TRUE(at::allclose(s.lse, d.lse, 1e-12, 1e-12));
+    EXPECT_TRUE(at::allclose(s.lse, d.lse, 1e-10, 1e-10));  // fp64, different summation order
     EXPECT_TRUE(at::allclose(d.out, naive_masked_attention(q, k, v, at::Tensor(), 64, causal), 1e-10, 1e-10));
   }
 }
