@@ -258,6 +258,8 @@ BlockMask select_blocks(const at::Tensor& scores, const XAttentionConfig& cfg, i
   }
   BlockMask m = make_mask(r, keep, cfg.block_size, q_len, k_len, opts.causal);
   if (cfg.keep_scores) m.scores = scores.to(at::kFloat);
+  const at::Tensor a = at::where(r.allowed_blocks, scores.to(at::kDouble), at::zeros({}, dopt));
+  m.kept_mass = (a * m.mask).sum({2, 3}) / a.sum({2, 3}).clamp_min(1e-300);
   return m;
 }
 

@@ -82,6 +82,7 @@ struct BlockMask {
   at::Tensor scores;     // float [B, H, Qb, Kb] estimated block mass A (only with keep_scores)
   at::Tensor computable; // int64 [B, H]: blocks that could be computed (causal triangle, valid keys)
   at::Tensor kept;       // int64 [B, H]: blocks kept
+  at::Tensor kept_mass;  // float64 [B, H]: share of the estimated mass in kept blocks (estimate/select only)
   int64_t block_size = 128;
   int64_t q_len = 0;
   int64_t k_len = 0;

@@ -206,6 +206,10 @@ TEST(XAttention, ThresholdSelectionReachesTauAndIsMinimal) {
           ++rows;
         }
     EXPECT_EQ(rows, B * H * Qb);
+    // Kept-mass statistics: each head keeps at least its tau of the estimated mass.
+    for (int64_t h = 0; h < H; ++h)
+      EXPECT_GE(m.kept_mass.select(1, h).min().item<double>(), cfg.head_thresholds[h] - 1e-9);
+    EXPECT_LE(m.kept_mass.max().item<double>(), 1.0 + 1e-12);
     // tau 0.5 keeps fewer blocks than tau 0.97.
     EXPECT_LT(m.kept.select(1, 1).sum().item<int64_t>(), m.kept.select(1, 2).sum().item<int64_t>());
   }
