@@ -4,7 +4,7 @@ include(CMakePackageConfigHelpers)
 
 set(XATTN_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/xattn")
 
-install(TARGETS xattn_core_base xattn_core xattn_kernels xattn_video xattn_pipelines xattn_eval
+install(TARGETS xattn_core_base xattn_core xattn_kernels xattn_kernels_headers xattn_video xattn_pipelines xattn_eval
                 xattn_all xattn_yaml xattn_torch
         EXPORT xattnTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
-#   steps: build tests fixtures ops density (default: build tests ops)
+#   steps: build tests fixtures ops sanitize density (default: build tests ops)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}
@@ -34,6 +34,15 @@ for s in "${steps[@]}"; do
       else
         status fixtures FAIL "$(tail -3 "$OUT/fixtures.log")"
       fi ;;
+    sanitize)
+      # compute-sanitizer memcheck and racecheck on small kernel cases.
+      t0=$(date +%s)
+      rc=0
+      for tool in memcheck racecheck; do
+        compute-sanitizer --tool $tool --error-exitcode 9 "$BUILD_DIR/tests/core/xattn_tests_attention_cuda" \
+          --gtest_filter='*Selection*' > "$OUT/sanitize-$tool.log" 2>&1 || rc=1
+      done
+      status sanitize "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -h 'ERROR SUMMARY' "$OUT"/sanitize-*.log | tr '\n' ' ') ($(( $(date +%s) - t0 )) s)" ;;
     ops)
       if python3 tests/python/test_torch_ops.py "$BUILD_DIR" > "$OUT/ops.log" 2>&1; then
         status ops ok "$(tail -1 "$OUT/ops.log")"

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/attention/cuda_dispatch.h"
 #include "core/attention/geometry.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -158,6 +159,12 @@ static at::Tensor strided_block_scores(const at::Tensor& q, const at::Tensor& k,
 
 at::Tensor antidiagonal_block_scores(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
                                      const AttentionOptions& opts) {
+  std::string why;
+  if (opts.backend != Backend::kReference && cuda::supports_estimate(q, k, stride, block_size, &why)) {
+    Shapes::check(q, k, at::Tensor(), opts);
+    return cuda::antidiagonal_scores(q, k, stride, block_size, opts);
+  }
+  XATTN_CHECK_IN("xattention", opts.backend != Backend::kCuda, "the CUDA kernels cannot run this call: ", why);
   return strided_block_scores(q, k, stride, block_size, opts, /*antidiagonal=*/true);
 }
 
@@ -267,6 +274,13 @@ BlockMask estimate(const at::Tensor& q, const at::Tensor& k, const XAttentionCon
                    const AttentionOptions& opts) {
   const std::string bad = config::validate(cfg, "xattention");
   if (!bad.empty()) throw Error("xattention", bad);
+  std::string why;
+  if (opts.backend != Backend::kReference && cuda::supports_estimate(q, k, cfg.stride, cfg.block_size, &why)) {
+    Shapes::check(q, k, at::Tensor(), opts);  // shapes only: nothing read back from the GPU
+    const at::Tensor scores = cuda::antidiagonal_scores(q, k, cfg.stride, cfg.block_size, opts);
+    return cuda::select(scores, cfg, q.size(1), k.size(1), opts);
+  }
+  XATTN_CHECK_IN("xattention", opts.backend != Backend::kCuda, "the CUDA kernels cannot run this call: ", why);
   const at::Tensor scores = antidiagonal_block_scores(q, k, cfg.stride, cfg.block_size, opts);
   return select_blocks(scores, cfg, q.size(1), k.size(1), opts);
 }

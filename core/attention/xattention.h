@@ -67,11 +67,16 @@ struct AttentionSpec {
   bool is_dense() const;
 };
 
+// Which implementation runs: auto picks the CUDA kernels for CUDA tensors they support
+// (bf16/fp16, head_dim a multiple of 64, stride 4-32) and the ATen reference otherwise.
+enum class Backend { kAuto, kReference, kCuda };
+
 // Per-call facts that come from the model, not from a config file.
 struct AttentionOptions {
   bool causal = false;            // causal: query i sits at absolute position i + (Lk - Lq)
   std::optional<double> scale;    // softmax scale; default 1/sqrt(head_dim)
   at::Tensor key_lengths;         // optional int [B]: keys at or beyond key_lengths[b] are padding
+  Backend backend = Backend::kAuto;
 };
 
 // The selected blocks. Row = (batch, query head, query block).

@@ -1,0 +1,120 @@
+// Tensors -> kernels/xattn_kernels.h. Everything stays on the device: no host copies or
+// synchronisation (key lengths and per-head thresholds are read by the kernels).
+#include "core/attention/cuda_dispatch.h"
+
+#include <ATen/cuda/CUDAContext.h>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "kernels/xattn_kernels.h"
+
+namespace xattn::attention::cuda {
+
+namespace {
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw Error("cuda", std::string(what) + " failed: " + cudaGetErrorString(e));
+}
+// The kernels gather 16-byte vectors: head_dim contiguous, other strides multiples of 8
+// elements, base 16-byte aligned. Anything else is copied once.
+at::Tensor vector_friendly(const at::Tensor& t) {
+  const bool ok = t.stride(3) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0 &&
+                  reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  return ok ? t : t.contiguous();
+}
+}  // namespace
+
+bool supports_estimate(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
+                       std::string* why) {
+  auto no = [why](const std::string& w) {
+    if (why) *why = w;
+    return false;
+  };
+  if (!q.is_cuda() || !k.is_cuda()) return no("tensors are not on a CUDA device");
+  if (q.scalar_type() != at::kBFloat16 && q.scalar_type() != at::kHalf) return no("dtype must be bf16 or fp16");
+  if (q.dim() != 4 || q.size(3) % 64 != 0) return no("head_dim must be a multiple of 64");
+  if (stride < 2 || block_size % stride != 0 || block_size / stride < 2 || 64 % (block_size / stride) != 0)
+    return no("stride must be 4, 8, 16 or 32 (block 128) or 4, 8, 16, 32 (block 64) with >= 2 groups per block");
+  if ((k.size(1) + block_size - 1) / block_size > kernels::kMaxSelectBlocks) return no("too many key blocks");
+  return true;
+}
+
+at::Tensor antidiagonal_scores(const at::Tensor& q_in, const at::Tensor& k_in, int64_t stride, int64_t block_size,
+                               const AttentionOptions& opts) {
+  const at::Tensor q = vector_friendly(q_in), k = vector_friendly(k_in);
+  const int64_t B = q.size(0), Lq = q.size(1), H = q.size(2), D = q.size(3), Lk = k.size(1);
+  const int64_t qb = (Lq + block_size - 1) / block_size, kb = (Lk + block_size - 1) / block_size;
+  const auto fopt = q.options().dtype(at::kFloat);
+  at::Tensor scores = at::zeros({B, H, qb, kb}, fopt);
+  at::Tensor ws = at::empty({static_cast<int64_t>(
+                                kernels::antidiagonal_workspace_bytes(static_cast<int>(B), static_cast<int>(H),
+                                                                      static_cast<int>(Lq), static_cast<int>(stride)) /
+                                sizeof(float))},
+                            fopt);
+  at::Tensor lens;
+  if (opts.key_lengths.defined()) lens = opts.key_lengths.to(q.device(), at::kInt).contiguous();
+  kernels::ScoreParams p;
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.scores = scores.data_ptr<float>();
+  p.lse_workspace = ws.data_ptr<float>();
+  p.key_lengths = lens.defined() ? lens.data_ptr<int32_t>() : nullptr;
+  p.q_stride_b = q.stride(0), p.q_stride_l = q.stride(1), p.q_stride_h = q.stride(2);
+  p.k_stride_b = k.stride(0), p.k_stride_l = k.stride(1), p.k_stride_h = k.stride(2);
+  p.batch = static_cast<int>(B), p.q_len = static_cast<int>(Lq), p.k_len = static_cast<int>(Lk);
+  p.q_heads = static_cast<int>(H), p.kv_heads = static_cast<int>(k.size(2)), p.head_dim = static_cast<int>(D);
+  p.stride = static_cast<int>(stride);
+  p.block_size = static_cast<int>(block_size);
+  p.causal = opts.causal;
+  p.scale = static_cast<float>(opts.scale.value_or(1.0 / std::sqrt(static_cast<double>(D))));
+  p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBF16 : kernels::DType::kFP16;
+  check(kernels::antidiagonal_scores(p, at::cuda::getCurrentCUDAStream(q.device().index())), "antidiagonal_scores");
+  return scores;
+}
+
+BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len, int64_t k_len,
+                 const AttentionOptions& opts) {
+  const int64_t B = scores.size(0), H = scores.size(1), qb = scores.size(2), kb = scores.size(3);
+  const auto dev = scores.device();
+  BlockMask m;
+  m.block_size = cfg.block_size;
+  m.q_len = q_len;
+  m.k_len = k_len;
+  m.causal = opts.causal;
+  m.mask = at::empty({B, H, qb, kb}, scores.options().dtype(at::kBool));
+  m.indices = at::empty({B, H, qb, kb}, scores.options().dtype(at::kInt));
+  m.counts = at::empty({B, H, qb}, scores.options().dtype(at::kInt));
+  m.kept = at::zeros({B, H}, scores.options().dtype(at::kLong));
+  m.computable = at::zeros({B, H}, scores.options().dtype(at::kLong));
+  at::Tensor lens, taus;
+  if (opts.key_lengths.defined()) lens = opts.key_lengths.to(dev, at::kInt).contiguous();
+  kernels::SelectParams p;
+  p.scores = scores.data_ptr<float>();
+  p.threshold = static_cast<float>(cfg.threshold);
+  if (!cfg.head_thresholds.empty()) {
+    XATTN_CHECK_IN("xattention", static_cast<int64_t>(cfg.head_thresholds.size()) == H, "head_thresholds has ",
+                   cfg.head_thresholds.size(), " entries but there are ", H, " query heads");
+    // The one host-to-device copy: per-head thresholds (a few floats).
+    taus = at::tensor(std::vector<float>(cfg.head_thresholds.begin(), cfg.head_thresholds.end())).to(dev);
+    p.head_threshold = taus.data_ptr<float>();
+  }
+  p.key_lengths = lens.defined() ? lens.data_ptr<int32_t>() : nullptr;
+  p.mask = m.mask.data_ptr<bool>();
+  p.indices = m.indices.data_ptr<int32_t>();
+  p.counts = m.counts.data_ptr<int32_t>();
+  p.kept = reinterpret_cast<unsigned long long*>(m.kept.data_ptr<int64_t>());
+  p.computable = reinterpret_cast<unsigned long long*>(m.computable.data_ptr<int64_t>());
+  p.batch = static_cast<int>(B), p.heads = static_cast<int>(H);
+  p.q_len = static_cast<int>(q_len), p.k_len = static_cast<int>(k_len), p.block_size = cfg.block_size;
+  p.causal = opts.causal, p.force_sink = cfg.force_sink, p.force_diagonal = cfg.force_diagonal;
+  p.selection = cfg.selection == "threshold" ? kernels::Selection::kThreshold
+                : cfg.selection == "top_k"   ? kernels::Selection::kTopK
+                                             : kernels::Selection::kTopRatio;
+  p.top_k = cfg.top_k;
+  p.top_ratio = static_cast<float>(cfg.top_ratio);
+  check(kernels::select_blocks(p, at::cuda::getCurrentCUDAStream(dev.index())), "select_blocks");
+  if (cfg.keep_scores) m.scores = scores;
+  m.kept_mass = ((scores * m.mask).sum({2, 3}) / scores.sum({2, 3}).clamp_min(1e-30)).to(at::kDouble);
+  return m;
+}
+
+}  // namespace xattn::attention::cuda

@@ -1,0 +1,33 @@
+// Internal: binds tensors to the CUDA kernels in kernels/. Without a CUDA build these say
+// "unsupported" and the ATen reference runs.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "core/attention/xattention.h"
+
+namespace xattn::attention::cuda {
+
+#ifdef XATTN_WITH_CUDA
+// Whether the kernels handle these inputs; `why` says why not.
+bool supports_estimate(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size, std::string* why);
+at::Tensor antidiagonal_scores(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
+                               const AttentionOptions& opts);
+BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len, int64_t k_len,
+                 const AttentionOptions& opts);
+#else
+inline bool supports_estimate(const at::Tensor&, const at::Tensor&, int64_t, int64_t, std::string* why) {
+  if (why) *why = "this build has no CUDA kernels (XATTN_CUDA off or a CPU-only LibTorch)";
+  return false;
+}
+inline at::Tensor antidiagonal_scores(const at::Tensor&, const at::Tensor&, int64_t, int64_t, const AttentionOptions&) {
+  return {};
+}
+inline BlockMask select(const at::Tensor&, const XAttentionConfig&, int64_t, int64_t, const AttentionOptions&) {
+  return {};
+}
+#endif
+
+}  // namespace xattn::attention::cuda

@@ -1,0 +1,286 @@
+// Antidiagonal block scores on the GPU, without materialising the (L/S)^2 logits.
+//
+// The reshaped product (spec §1) is a GEMM: rows are query groups i (Q_r[i] = concat_t
+// q[iS+S-1-t]), columns key groups j (K_r[j] = concat_t k[jS+t]), reduction S*D. Tiles are
+// gathered straight from q and k with cp.async (a K-chunk of 64 elements is 64 contiguous
+// head_dim values of one token), multiplied with mma.sync m16n8k16 (bf16/fp16 in, fp32
+// accumulate; valid on sm_80 and sm_90).
+//
+// Softmax over a whole reshaped row needs the row's normaliser before any block sum can be
+// formed. v1 runs the GEMM twice (template kPass2):
+//   pass 1: online max/sum per row -> log2-sum-exp per row (workspace, nq floats per head);
+//   pass 2: p = exp2(x - lse2) summed over each (query block, key block) tile.
+// Cost: 2x the product (at 118,784 tokens, S=8, 24 heads: 2 x 10.9 TFLOP). The single-pass
+// alternative keeps per (row, key block) partial sums with their running max (M x Kb
+// floats per CTA: ~240 KB at 119K tokens, so global workspace of ~1.3 GB) and rescales at
+// the end; it halves the FLOPs and is the planned v2 (kernels/NOTES.md).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "kernels/xattn_kernels.h"
+
+namespace xattn::kernels {
+namespace {
+
+constexpr int kBM = 64;           // query groups per CTA (4 warps x 16)
+constexpr int kBN = 64;           // key groups per tile
+constexpr int kBK = 64;           // reduction chunk: 64 head_dim values of one token
+constexpr int kLds = kBK + 8;     // padded smem row (144 B): ldmatrix rows fall in distinct banks
+constexpr int kThreads = 128;
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const int bytes = valid ? 16 : 0;  // 0: zero-fill (padding rows and tokens)
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+template <>
+__device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                        uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+struct Smem {
+  alignas(16) uint16_t q[2][kBM][kLds];
+  alignas(16) uint16_t k[2][kBN][kLds];
+  float acc[kBM / 2][kBN / 2];  // pass 2: block sums of one tile (group-per-block >= 2)
+};
+
+template <typename T, bool kPass2>
+__global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
+  const int S = p.stride;
+  const int nq = (p.q_len + S - 1) / S;
+  const int i0 = blockIdx.x * kBM;
+  if (i0 >= nq) return;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int hk = h / (p.q_heads / p.kv_heads);
+  const int len = p.key_lengths ? min(max(p.key_lengths[b], 0), p.k_len) : p.k_len;
+  const int off = p.causal ? p.k_len - p.q_len : 0;
+  const int gpb = p.block_size / S;
+  const int qb_count = (p.q_len + p.block_size - 1) / p.block_size;
+  const int kb_count = (p.k_len + p.block_size - 1) / p.block_size;
+  // Key groups holding at least one valid key, and the causal limit of the CTA's last row.
+  int j_end = (len + S - 1) / S;
+  if (p.causal) {
+    const int i_last = min(i0 + kBM, nq) - 1;
+    j_end = min(j_end, (i_last * S + off + S - 1) / S + 1);
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, c = lane % 4;
+  const int row_a = i0 + warp * 16 + g, row_b = row_a + 8;  // this thread's two rows
+  float* lse = p.lse_workspace + (static_cast<int64_t>(b) * p.q_heads + h) * nq;
+
+  const T* qbase = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
+  const T* kbase = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
+  const int chunks_per_tile = S * p.head_dim / kBK;
+  const int n_tiles = (j_end + kBN - 1) / kBN;
+  const int total = n_tiles * chunks_per_tile;
+
+  // Issues the cp.async loads of flattened iteration `it` into buffer `buf`.
+  auto load = [&](int it, int buf) {
+    const int tile = it / chunks_per_tile, chunk = it % chunks_per_tile;
+    const int e = chunk * kBK;
+    const int t = e / p.head_dim, d0 = e % p.head_dim;
+    const int j0 = tile * kBN;
+#pragma unroll
+    for (int v = 0; v < (kBM * kBK / 8) / kThreads; ++v) {
+      const int idx = threadIdx.x + v * kThreads;
+      const int r = idx / (kBK / 8), col = (idx % (kBK / 8)) * 8;
+      const int i = i0 + r;
+      const int tok = i * S + S - 1 - t;
+      const bool ok = i < nq && tok < p.q_len;
+      cp_async16(&sm.q[buf][r][col], qbase + (ok ? tok * p.q_stride_l + d0 + col : 0), ok);
+      const int j = j0 + r;
+      const int ktok = j * S + t;
+      const bool kok = j < j_end && ktok < p.k_len;
+      cp_async16(&sm.k[buf][r][col], kbase + (kok ? ktok * p.k_stride_l + d0 + col : 0), kok);
+    }
+    cp_async_commit();
+  };
+
+  const float scale2 = p.scale / static_cast<float>(S) * kLog2e;  // mean of S logits, log2 domain
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;   // pass 1 running stats
+  float lse_a = -INFINITY, lse_b = -INFINITY;
+  if (kPass2) {
+    if (row_a < nq) lse_a = lse[row_a];
+    if (row_b < nq) lse_b = lse[row_b];
+    for (int x = threadIdx.x; x < (kBM / 2) * (kBN / 2); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
+  }
+  float acc[8][4];
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int z = 0; z < 4; ++z) acc[n][z] = 0.f;
+
+  if (total > 0) load(0, 0);
+  for (int it = 0; it < total; ++it) {
+    const int buf = it & 1;
+    if (it + 1 < total) {
+      load(it + 1, buf ^ 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      uint32_t a[4];
+      ldmatrix_x4(a, &sm.q[buf][warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8][kk + (lane / 16) * 8]);
+#pragma unroll
+      for (int pr = 0; pr < 4; ++pr) {
+        uint32_t bf[4];
+        ldmatrix_x4(bf, &sm.k[buf][pr * 16 + (lane % 8) + (lane / 16) * 8][kk + ((lane / 8) % 2) * 8]);
+        mma16816<T>(acc[2 * pr], a, bf[0], bf[1]);
+        mma16816<T>(acc[2 * pr + 1], a, bf[2], bf[3]);
+      }
+    }
+    __syncthreads();  // buffer `buf` is refilled two iterations later
+
+    if (it % chunks_per_tile != chunks_per_tile - 1) continue;
+    // ---- epilogue of one 64 x 64 tile of logits ----
+    const int j0 = (it / chunks_per_tile) * kBN;
+    // Masked logits in the log2 domain: key groups without valid keys, causal future.
+    auto logit = [&](int row, int j, float x) -> float {
+      if (j >= j_end || row >= nq) return -INFINITY;
+      if (p.causal && j * S > row * S + off + S - 1) return -INFINITY;
+      return x * scale2;
+    };
+    if (!kPass2) {
+      float tmax_a = -INFINITY, tmax_b = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < 8; ++n) {
+        const int j = j0 + n * 8 + 2 * c;
+        acc[n][0] = logit(row_a, j, acc[n][0]);
+        acc[n][1] = logit(row_a, j + 1, acc[n][1]);
+        acc[n][2] = logit(row_b, j, acc[n][2]);
+        acc[n][3] = logit(row_b, j + 1, acc[n][3]);
+        tmax_a = fmaxf(tmax_a, fmaxf(acc[n][0], acc[n][1]));
+        tmax_b = fmaxf(tmax_b, fmaxf(acc[n][2], acc[n][3]));
+      }
+#pragma unroll
+      for (int o = 1; o < 4; o <<= 1) {
+        tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, o));
+        tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, o));
+      }
+      const float nm_a = fmaxf(m_a, tmax_a), nm_b = fmaxf(m_b, tmax_b);
+      // Rescale the running sums (exp2(-inf - -inf) would be NaN: guard empty rows).
+      l_a = (nm_a == -INFINITY) ? 0.f : l_a * exp2f(m_a - nm_a);
+      l_b = (nm_b == -INFINITY) ? 0.f : l_b * exp2f(m_b - nm_b);
+#pragma unroll
+      for (int n = 0; n < 8; ++n) {
+        if (nm_a != -INFINITY) l_a += exp2f(acc[n][0] - nm_a) + exp2f(acc[n][1] - nm_a);
+        if (nm_b != -INFINITY) l_b += exp2f(acc[n][2] - nm_b) + exp2f(acc[n][3] - nm_b);
+      }
+      m_a = nm_a;
+      m_b = nm_b;
+    } else {
+      // p = exp2(x - lse2), summed per (query block, key block) of this tile.
+#pragma unroll
+      for (int n = 0; n < 8; ++n) {
+        const int j = j0 + n * 8 + 2 * c;  // j, j+1 share a key block (groups per block >= 2)
+        float pa = 0.f, pb = 0.f;
+        if (lse_a != -INFINITY)
+          pa = exp2f(logit(row_a, j, acc[n][0]) - lse_a) + exp2f(logit(row_a, j + 1, acc[n][1]) - lse_a);
+        if (lse_b != -INFINITY)
+          pb = exp2f(logit(row_b, j, acc[n][2]) - lse_b) + exp2f(logit(row_b, j + 1, acc[n][3]) - lse_b);
+        const int kb = (n * 8 + 2 * c) / gpb;
+        if (pa != 0.f) atomicAdd(&sm.acc[(warp * 16 + g) / gpb][kb], pa);
+        if (pb != 0.f) atomicAdd(&sm.acc[(warp * 16 + g + 8) / gpb][kb], pb);
+      }
+      __syncthreads();
+      // The CTA owns whole query blocks (64 rows, groups per block divide 64) and this tile
+      // holds whole key blocks: plain stores.
+      const int nqb = kBM / gpb, nkb = kBN / gpb;
+      for (int x = threadIdx.x; x < nqb * nkb; x += kThreads) {
+        const int qi = x / nkb, ki = x % nkb;
+        const int I = i0 / gpb + qi, J = j0 / gpb + ki;
+        if (I < qb_count && J < kb_count)
+          p.scores[((static_cast<int64_t>(b) * p.q_heads + h) * qb_count + I) * kb_count + J] = sm.acc[qi][ki];
+        sm.acc[qi][ki] = 0.f;
+      }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+      for (int z = 0; z < 4; ++z) acc[n][z] = 0.f;
+  }
+
+  if (!kPass2) {
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) {
+      l_a += __shfl_xor_sync(0xffffffffu, l_a, o);
+      l_b += __shfl_xor_sync(0xffffffffu, l_b, o);
+    }
+    if (c == 0) {
+      if (row_a < nq) lse[row_a] = (l_a > 0.f) ? m_a + log2f(l_a) : -INFINITY;
+      if (row_b < nq) lse[row_b] = (l_b > 0.f) ? m_b + log2f(l_b) : -INFINITY;
+    }
+  }
+}
+
+template <typename T>
+cudaError_t launch(const ScoreParams& p, cudaStream_t stream) {
+  const int nq = (p.q_len + p.stride - 1) / p.stride;
+  dim3 grid((nq + kBM - 1) / kBM, p.q_heads, p.batch);
+  const size_t smem = sizeof(Smem);
+  cudaError_t e = cudaFuncSetAttribute(score_kernel<T, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(smem));
+  if (e != cudaSuccess) return e;
+  e = cudaFuncSetAttribute(score_kernel<T, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (e != cudaSuccess) return e;
+  score_kernel<T, false><<<grid, kThreads, smem, stream>>>(p);
+  e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  score_kernel<T, true><<<grid, kThreads, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int stride) {
+  return static_cast<size_t>(batch) * q_heads * ((q_len + stride - 1) / stride) * sizeof(float);
+}
+
+cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream) {
+  if (!p.q || !p.k || !p.scores || !p.lse_workspace) return cudaErrorInvalidValue;
+  if (p.stride < 2 || p.block_size % p.stride != 0 || p.block_size / p.stride < 2) return cudaErrorInvalidValue;
+  if (kBM % (p.block_size / p.stride) != 0) return cudaErrorInvalidValue;
+  if (p.head_dim % kBK != 0 || p.kv_heads <= 0 || p.q_heads % p.kv_heads != 0) return cudaErrorInvalidValue;
+  if (p.batch <= 0 || p.q_len <= 0 || p.k_len <= 0) return cudaErrorInvalidValue;
+  if (p.causal && p.k_len < p.q_len) return cudaErrorInvalidValue;
+  return p.dtype == DType::kBF16 ? launch<__nv_bfloat16>(p, stream) : launch<__half>(p, stream);
+}
+
+}  // namespace xattn::kernels

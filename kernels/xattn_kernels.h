@@ -1,0 +1,58 @@
+// CUDA kernels of xattn: raw pointers, a params struct and a stream; they return
+// cudaError_t and never see LibTorch. core/attention/cuda_dispatch.cpp binds them to tensors.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace xattn::kernels {
+
+enum class DType { kBF16 = 0, kFP16 = 1 };
+
+// Antidiagonal block scores A[B, H, Qb, Kb] (fp32), straight from Q and K.
+// Layouts: q [B, Lq, Hq, D], k [B, Lk, Hkv, D] with any batch/token/head strides (in
+// elements) and contiguous head_dim. A must be zeroed by the caller (blocks that cannot be
+// computed are not written). lse_workspace: fp32 [B, Hq, ceil(Lq/S)].
+struct ScoreParams {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  float* scores = nullptr;
+  float* lse_workspace = nullptr;
+  const int32_t* key_lengths = nullptr;  // optional [B]; nullptr = all Lk
+  int64_t q_stride_b = 0, q_stride_l = 0, q_stride_h = 0;
+  int64_t k_stride_b = 0, k_stride_l = 0, k_stride_h = 0;
+  int batch = 0, q_len = 0, k_len = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+  int stride = 8;       // S: 4, 8, 16, 32 or 64
+  int block_size = 128; // 64 or 128, a multiple of S
+  bool causal = false;  // query i sits at absolute position i + (Lk - Lq)
+  float scale = 0.f;    // softmax scale (1/sqrt(D) by default)
+  DType dtype = DType::kBF16;
+};
+cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream);
+// Bytes of lse_workspace needed.
+size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int stride);
+
+// Block selection from scores, one CTA per (batch, head, query block) row.
+enum class Selection { kThreshold = 0, kTopK = 1, kTopRatio = 2 };
+struct SelectParams {
+  const float* scores = nullptr;        // [B, H, Qb, Kb]
+  float threshold = 0.9f;               // tau for every head (threshold selection) ...
+  const float* head_threshold = nullptr;// ... unless this [H] list of per-head tau is given
+  const int32_t* key_lengths = nullptr; // optional [B]
+  bool* mask = nullptr;                 // out [B, H, Qb, Kb]
+  int32_t* indices = nullptr;           // out [B, H, Qb, Kb]: kept blocks ascending, then -1
+  int32_t* counts = nullptr;            // out [B, H, Qb]
+  unsigned long long* kept = nullptr;       // out [B, H], zeroed by the caller, accumulated
+  unsigned long long* computable = nullptr; // out [B, H], zeroed by the caller, accumulated
+  int batch = 0, heads = 0, q_len = 0, k_len = 0, block_size = 128;
+  bool causal = false, force_sink = true, force_diagonal = true;
+  Selection selection = Selection::kThreshold;
+  int top_k = 16;
+  float top_ratio = 0.25f;
+};
+cudaError_t select_blocks(const SelectParams& p, cudaStream_t stream);
+// Largest Kb the selection kernel handles.
+constexpr int kMaxSelectBlocks = 4096;
+
+}  // namespace xattn::kernels

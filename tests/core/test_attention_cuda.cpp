@@ -1,0 +1,132 @@
+// CUDA kernels against the ATen reference (label gpu; skipped without a GPU).
+#include <gtest/gtest.h>
+
+#include "core/attention/cuda_dispatch.h"
+#include "core/attention/synthetic.h"
+#include "core/attention/xattention.h"
+#include "core/device.h"
+
+using namespace xattn::attention;
+
+namespace {
+
+#define REQUIRE_CUDA_KERNELS()                                                              \
+  do {                                                                                      \
+    std::string why;                                                                        \
+    if (!xattn::cuda_available()) GTEST_SKIP() << "no CUDA device visible";                 \
+    at::Tensor probe = at::zeros({1, 8, 1, 64}, at::TensorOptions(at::kCUDA).dtype(at::kBFloat16)); \
+    if (!cuda::supports_estimate(probe, probe, 8, 64, &why)) GTEST_SKIP() << why;           \
+  } while (0)
+
+struct Case {
+  int64_t B, Lq, Lk, H, Hkv, D, S, bs;
+  bool causal;
+  at::ScalarType dtype;
+  int64_t key_len;  // 0: all keys valid (batch 0 only gets the shorter length)
+};
+
+const Case kCases[] = {
+    {1, 1000, 1000, 4, 4, 128, 8, 128, false, at::kBFloat16, 0},
+    {2, 777, 777, 8, 2, 64, 16, 128, false, at::kHalf, 500},   // odd length, GQA, batch, key padding
+    {1, 600, 1031, 4, 1, 128, 8, 64, true, at::kBFloat16, 0},  // causal, offset 431
+    {2, 1024, 1024, 2, 2, 64, 4, 128, true, at::kBFloat16, 0}, // stride 4
+    {1, 513, 900, 6, 3, 128, 32, 128, true, at::kHalf, 0},     // stride 32, offset 387
+    {1, 300, 300, 2, 1, 64, 32, 64, false, at::kBFloat16, 0},  // 2 groups per block
+};
+
+AttentionOptions opts_for(const Case& c, at::Device dev) {
+  AttentionOptions o;
+  o.causal = c.causal;
+  if (c.key_len > 0) {
+    std::vector<int64_t> lens(static_cast<size_t>(c.B), c.Lk);
+    lens[0] = c.key_len;
+    o.key_lengths = at::tensor(lens).to(dev);
+  }
+  return o;
+}
+
+}  // namespace
+
+TEST(XAttentionCuda, ScoresMatchTheReference) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(31);
+  for (const Case& c : kCases) {
+    at::Tensor q = at::randn({c.B, c.Lq, c.H, c.D}).mul(1.5).to(c.dtype).cuda();
+    at::Tensor k = at::randn({c.B, c.Lk, c.Hkv, c.D}).to(c.dtype).cuda();
+    AttentionOptions o = opts_for(c, at::kCUDA);
+    o.backend = Backend::kCuda;
+    const at::Tensor got = antidiagonal_block_scores(q, k, c.S, c.bs, o).cpu();
+    AttentionOptions r = opts_for(c, at::kCPU);
+    r.backend = Backend::kReference;
+    // Reference in fp32 from the same rounded inputs: only the summation order differs.
+    const at::Tensor want = antidiagonal_block_scores(q.cpu().to(at::kFloat), k.cpu().to(at::kFloat), c.S, c.bs, r);
+    EXPECT_TRUE(at::allclose(got, want, 1e-3, 2e-5))
+        << "Lq " << c.Lq << " Lk " << c.Lk << " S " << c.S << " max diff " << (got - want).abs().max().item<float>();
+  }
+}
+
+TEST(XAttentionCuda, SelectionMatchesTheReferenceUpToNearThresholdRows) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(32);
+  for (const Case& c : kCases) {
+    at::Tensor q = at::randn({c.B, c.Lq, c.H, c.D}).mul(2.0).to(c.dtype).cuda();
+    at::Tensor k = at::randn({c.B, c.Lk, c.Hkv, c.D}).to(c.dtype).cuda();
+    AttentionOptions o = opts_for(c, at::kCUDA);
+    const at::Tensor scores = cuda::antidiagonal_scores(q, k, c.S, c.bs, o);
+    AttentionOptions r = opts_for(c, at::kCPU);
+    for (const char* sel : {"threshold", "top_k", "top_ratio"}) {
+      XAttentionConfig cfg;
+      cfg.stride = static_cast<int>(c.S);
+      cfg.block_size = static_cast<int>(c.bs);
+      cfg.selection = sel;
+      cfg.top_k = 3;
+      cfg.top_ratio = 0.3;
+      if (c.H == 4) cfg.head_thresholds = {0.5, 0.9, 0.95, 1.0};
+      // Poison: the kernel must write every output element.
+      const BlockMask got = cuda::select(scores, cfg, c.Lq, c.Lk, o);
+      const at::Tensor m = got.mask.cpu();
+      const BlockMask ref = select_blocks(scores.cpu(), cfg, c.Lq, c.Lk, r);
+      if (std::string(sel) == "threshold") {
+        auto shifted = [&](double d) {
+          XAttentionConfig x = cfg;
+          x.threshold = std::min(1.0, std::max(0.0, cfg.threshold + d));
+          for (double& t : x.head_thresholds) t = std::min(1.0, std::max(0.0, t + d));
+          return select_blocks(scores.cpu(), x, c.Lq, c.Lk, r).mask;
+        };
+        // Selection grows with tau: a kernel mask differing only where the crossing block is
+        // within 1e-3 of the threshold lies between the reference masks at tau -/+ 1e-3.
+        EXPECT_FALSE((shifted(-1e-3) & ~m).any().item<bool>()) << "kernel dropped a block needed at tau - 1e-3";
+        EXPECT_FALSE((m & ~shifted(1e-3)).any().item<bool>()) << "kernel kept a block not needed at tau + 1e-3";
+        const double agree = m.eq(ref.mask).to(at::kDouble).mean().item<double>();
+        EXPECT_GE(agree, 0.995) << sel;
+      } else {
+        EXPECT_TRUE(at::equal(m, ref.mask)) << sel << " S " << c.S;
+      }
+      EXPECT_TRUE(at::equal(got.counts.cpu(), m.sum(-1).to(at::kInt)));
+      EXPECT_TRUE(at::equal(got.computable.cpu(), ref.computable));
+      EXPECT_TRUE(at::equal(got.kept.cpu(), m.sum({2, 3}).to(at::kLong)));
+      // Index lists: the kept blocks ascending, then -1.
+      const at::Tensor idx = got.indices.cpu();
+      const at::Tensor cols = at::arange(m.size(3)).to(at::kInt).expand_as(idx);
+      const at::Tensor want_idx = std::get<0>(at::where(m, cols, cols + static_cast<int>(m.size(3))).sort(-1));
+      EXPECT_TRUE(at::equal(idx, at::where(want_idx < m.size(3), want_idx, at::full_like(want_idx, -1))));
+    }
+  }
+}
+
+TEST(XAttentionCuda, EstimateOnSyntheticVideoAgreesWithTheReference) {
+  REQUIRE_CUDA_KERNELS();
+  synthetic::VideoConfig v;
+  v.frames = 5, v.height = 24, v.width = 32, v.text_tokens = 64, v.padded_text = 20, v.heads = 6, v.head_dim = 128;
+  synthetic::Workload w = synthetic::video_like(v, at::kCUDA);
+  const at::Tensor q = w.q.to(at::kBFloat16), k = w.k.to(at::kBFloat16);
+  XAttentionConfig cfg;
+  const BlockMask got = estimate(q, k, cfg, w.opts);
+  AttentionOptions r = w.opts;
+  r.backend = Backend::kReference;
+  r.key_lengths = w.opts.key_lengths.cpu();
+  const BlockMask ref = estimate(q.cpu().to(at::kFloat), k.cpu().to(at::kFloat), cfg, r);
+  const double agree = got.mask.cpu().eq(ref.mask).to(at::kDouble).mean().item<double>();
+  EXPECT_GE(agree, 0.995);
+  EXPECT_NEAR(got.density(), ref.density(), 0.01);
+}
