@@ -1,5 +1,7 @@
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <atomic>
 #include <csignal>
 #include <fstream>
@@ -10,6 +12,9 @@
 #include "cli/progress_bar.h"
 #include "core/config/config.h"
 #include "eval/density.h"
+#ifdef XATTN_WITH_CUDA
+#include "eval/bench_scoring.h"
+#endif
 #include "eval/proxy.h"
 
 namespace xattn::cli {
@@ -94,6 +99,64 @@ int run_density_cmd(const std::vector<std::string>& args) {
   emit(eval::run_density(cfg, bar.callback()).render(format), out_file);
   return 0;
 }
+#ifdef XATTN_WITH_CUDA
+int run_scoring_cmd(const std::vector<std::string>& args) {
+  eval::ScoringBenchConfig cfg;
+  std::string cases, strides, format = "md", out_file;
+  bool no_check = false;
+  ArgParser p("xattn bench scoring [--cases A,B] [--strides 8,16] [-o md|csv|json]",
+              "Time the CUDA antidiagonal scoring and block selection kernels and cuDNN dense attention on the\n"
+              "same random bf16 inputs (head_dim 128) in one process; report their ratio and how many blocks\n"
+              "agree with the ATen reference selection.");
+  p.flag("--cases", "LIST", "comma-separated cases (default: all of causal-8k..causal-128k, video-720p)", &cases);
+  p.flag("--strides", "LIST", "comma-separated strides (default: 8,16)", &strides);
+  p.flag("--threshold", "TAU", "selection threshold", &cfg.threshold);
+  p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
+  p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
+  p.toggle("--no-check", "skip the match rate against the ATen reference", &no_check);
+  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
+  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  if (p.parse(args)) {
+    std::cout << p.help();
+    return 0;
+  }
+  auto split = [](const std::string& s) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (char ch : s + ",") {
+      if (ch == ',') {
+        if (!cur.empty()) out.push_back(cur);
+        cur.clear();
+      } else {
+        cur += ch;
+      }
+    }
+    return out;
+  };
+  if (!cases.empty()) cfg.cases = split(cases);
+  if (!strides.empty()) {
+    cfg.strides.clear();
+    for (const auto& x : split(strides)) {
+      try {
+        cfg.strides.push_back(std::stoi(x));
+      } catch (...) {
+        throw UsageError("--strides: expected integers, got '" + x + "'");
+      }
+    }
+  }
+  const auto names = eval::scoring_case_names();
+  for (const auto& c : cfg.cases)
+    if (std::find(names.begin(), names.end(), c) == names.end()) throw UsageError("--cases: unknown case '" + c + "'");
+  if (format != "md" && format != "csv" && format != "json")
+    throw UsageError("-o: expected md, csv or json, got '" + format + "'");
+  cfg.check = !no_check;
+  ProgressBar bar(std::cerr, isatty(2) != 0);
+  bar.set_cancel_flag(&g_interrupted);
+  std::signal(SIGINT, on_sigint);
+  emit(eval::run_scoring_bench(cfg, bar.callback()).render(format), out_file);
+  return 0;
+}
+#endif
 }  // namespace
 
 int run_bench(const std::vector<std::string>& args) {
@@ -108,7 +171,10 @@ int run_bench(const std::vector<std::string>& args) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (routine == "proxy") return run_proxy_cmd(rest);
   if (routine == "density") return run_density_cmd(rest);
-  const std::string near = closest(routine, {"proxy", "density"});
+#ifdef XATTN_WITH_CUDA
+  if (routine == "scoring") return run_scoring_cmd(rest);
+#endif
+  const std::string near = closest(routine, {"proxy", "density", "scoring"});
   throw UsageError("bench: unknown routine '" + routine + "'" + (near.empty() ? "" : " (did you mean " + near + "?)"));
 }
 

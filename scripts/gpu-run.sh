@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
-#   steps: build tests fixtures ops sanitize density (default: build tests ops)
+#   steps: build tests fixtures ops sanitize density bench-scoring (default: build tests ops)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}
@@ -43,6 +43,16 @@ for s in "${steps[@]}"; do
           --gtest_filter='*Selection*' > "$OUT/sanitize-$tool.log" 2>&1 || rc=1
       done
       status sanitize "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -h 'ERROR SUMMARY' "$OUT"/sanitize-*.log | tr '\n' ' ') ($(( $(date +%s) - t0 )) s)" ;;
+    bench-scoring)
+      t0=$(date +%s)
+      if "$BUILD_DIR/bin/xattn" bench scoring -o md --out "$OUT/scoring.md" > /dev/null 2> "$OUT/scoring.err"; then
+        status scoring ok "$(( $(date +%s) - t0 )) s, table in scoring.md"
+      else
+        status scoring FAIL "see scoring.err"; tail -5 "$OUT/scoring.err"
+      fi
+      cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" > "$OUT/kernels.sass" 2>&1
+      status sass info "HMMA $(grep -c HMMA "$OUT/kernels.sass") HGMMA $(grep -c HGMMA "$OUT/kernels.sass") LDL/STL $(grep -cE 'LDL|STL' "$OUT/kernels.sass")"
+      cat "$OUT/scoring.md" ;;
     ops)
       if python3 tests/python/test_torch_ops.py "$BUILD_DIR" > "$OUT/ops.log" 2>&1; then
         status ops ok "$(tail -1 "$OUT/ops.log")"

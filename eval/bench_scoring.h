@@ -1,0 +1,28 @@
+// `xattn bench scoring`: fused antidiagonal scoring + block selection on the GPU against cuDNN
+// dense attention (LibTorch SDPA with only the cuDNN backend enabled), same inputs, same process.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/progress.h"
+#include "eval/report.h"
+
+namespace xattn::eval {
+
+struct ScoringBenchConfig {
+  std::vector<std::string> cases = {"causal-8k", "causal-16k", "causal-32k", "causal-64k", "causal-128k",
+                                    "video-720p"};
+  std::vector<int> strides = {8, 16};
+  double threshold = 0.9;
+  int warmup = 2;
+  int reps = 5;
+  bool check = true;  // match rate against the ATen reference (slow at 128K)
+};
+
+// Case names: causal-8k ... causal-128k (Hq 32, Hkv 8, d 128), video-720p (118,800 + 256
+// tokens, 24 heads, non-causal).
+std::vector<std::string> scoring_case_names();
+Table run_scoring_bench(const ScoringBenchConfig& cfg, const ProgressCallback& progress = {});
+
+}  // namespace xattn::eval

@@ -1,0 +1,25 @@
+// GPU timing helpers for benchmarks: CUDA events around a callable, median of repetitions
+// after warm-up; dense baselines through LibTorch's SDPA with one backend forced.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+
+namespace xattn::eval {
+
+// Median milliseconds of `reps` runs of f (after `warmup` runs), timed with CUDA events on
+// the current stream.
+double median_ms(const std::function<void()>& f, int warmup, int reps);
+
+// Dense attention through at::scaled_dot_product_attention with only the named backend
+// enabled ("cudnn" or "flash"); q [B, L, H, D], k/v [B, L, Hkv, D] (K/V are expanded to H
+// heads once, outside the timing). Throws if the backend cannot run the inputs.
+double sdpa_dense_ms(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
+                     const std::string& backend, int warmup, int reps);
+inline double cudnn_dense_ms(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal, int warmup,
+                             int reps) {
+  return sdpa_dense_ms(q, k, v, causal, "cudnn", warmup, reps);
+}
+
+}  // namespace xattn::eval
