@@ -7,13 +7,13 @@
 // accumulate; valid on sm_80 and sm_90).
 //
 // Softmax over a whole reshaped row needs the row's normaliser before any block sum can be
-// formed. v1 runs the GEMM twice (template kPass2):
-//   pass 1: online max/sum per row -> log2-sum-exp per row (workspace, nq floats per head);
-//   pass 2: p = exp2(x - lse2) summed over each (query block, key block) tile.
-// Cost: 2x the product (at 118,784 tokens, S=8, 24 heads: 2 x 10.9 TFLOP). The single-pass
-// alternative keeps per (row, key block) partial sums with their running max (M x Kb
-// floats per CTA: ~240 KB at 119K tokens, so global workspace of ~1.3 GB) and rescales at
-// the end; it halves the FLOPs and is the planned v2 (kernels/NOTES.md).
+// formed. Single pass (v2): for each tile of 64 key groups, each row's probabilities are summed
+// per key block relative to the row's running max after that tile; the sums go to a workspace
+// (Kb floats per row) with the running max of each (row, tile). At the end the CTA rescales its
+// own rows' sums by exp2(max_after_tile - final_max) / final_sum and adds them up per block.
+// Cost: one GEMM plus ~2 x 4 B x (Lq/S) x Kb per head of workspace traffic (1.3 GB at 118,784
+// tokens and 24 heads, about 1 ms) instead of v1's second GEMM (v1: two passes, ~100 ms each
+// there; kernels/NOTES.md).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -72,10 +72,20 @@ __device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (
 struct Smem {
   alignas(16) uint16_t q[2][kBM][kLds];
   alignas(16) uint16_t k[2][kBN][kLds];
-  float acc[kBM / 2][kBN / 2];  // pass 2: block sums of one tile (group-per-block >= 2)
+  float acc[kBM][kBN / 2];  // one tile's block sums per row (groups per block >= 2)
+  float row_max[kBM];
+  float row_sum[kBM];
 };
 
-template <typename T, bool kPass2>
+// Workspace floats per (batch, head, query group): Kb block sums, then the running max after
+// each tile of 64 key groups.
+__host__ __device__ inline int64_t ws_row_floats(int k_len, int stride, int block_size) {
+  const int nk = (k_len + stride - 1) / stride;
+  const int kb = (k_len + block_size - 1) / block_size;
+  return kb + (nk + kBN - 1) / kBN;
+}
+
+template <typename T>
 __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
@@ -98,8 +108,10 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
   }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, c = lane % 4;
-  const int row_a = i0 + warp * 16 + g, row_b = row_a + 8;  // this thread's two rows
-  float* lse = p.lse_workspace + (static_cast<int64_t>(b) * p.q_heads + h) * nq;
+  const int ra = warp * 16 + g, rb = ra + 8;   // this thread's two rows within the CTA
+  const int row_a = i0 + ra, row_b = i0 + rb;  // ... and as query groups
+  const int64_t ws_row = ws_row_floats(p.k_len, S, p.block_size);
+  float* ws = static_cast<float*>(p.workspace) + (static_cast<int64_t>(b) * p.q_heads + h) * nq * ws_row;
 
   const T* qbase = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
   const T* kbase = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
@@ -130,13 +142,8 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
   };
 
   const float scale2 = p.scale / static_cast<float>(S) * kLog2e;  // mean of S logits, log2 domain
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;   // pass 1 running stats
-  float lse_a = -INFINITY, lse_b = -INFINITY;
-  if (kPass2) {
-    if (row_a < nq) lse_a = lse[row_a];
-    if (row_b < nq) lse_b = lse[row_b];
-    for (int x = threadIdx.x; x < (kBM / 2) * (kBN / 2); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
-  }
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;   // running max and sum per row
+  for (int x = threadIdx.x; x < kBM * (kBN / 2); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
   float acc[8][4];
 #pragma unroll
   for (int n = 0; n < 8; ++n)
@@ -169,84 +176,96 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
 
     if (it % chunks_per_tile != chunks_per_tile - 1) continue;
     // ---- epilogue of one 64 x 64 tile of logits ----
-    const int j0 = (it / chunks_per_tile) * kBN;
+    const int tile = it / chunks_per_tile;
+    const int j0 = tile * kBN;
     // Masked logits in the log2 domain: key groups without valid keys, causal future.
     auto logit = [&](int row, int j, float x) -> float {
       if (j >= j_end || row >= nq) return -INFINITY;
       if (p.causal && j * S > row * S + off + S - 1) return -INFINITY;
       return x * scale2;
     };
-    if (!kPass2) {
-      float tmax_a = -INFINITY, tmax_b = -INFINITY;
+    float tmax_a = -INFINITY, tmax_b = -INFINITY;
 #pragma unroll
-      for (int n = 0; n < 8; ++n) {
-        const int j = j0 + n * 8 + 2 * c;
-        acc[n][0] = logit(row_a, j, acc[n][0]);
-        acc[n][1] = logit(row_a, j + 1, acc[n][1]);
-        acc[n][2] = logit(row_b, j, acc[n][2]);
-        acc[n][3] = logit(row_b, j + 1, acc[n][3]);
-        tmax_a = fmaxf(tmax_a, fmaxf(acc[n][0], acc[n][1]));
-        tmax_b = fmaxf(tmax_b, fmaxf(acc[n][2], acc[n][3]));
-      }
-#pragma unroll
-      for (int o = 1; o < 4; o <<= 1) {
-        tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, o));
-        tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, o));
-      }
-      const float nm_a = fmaxf(m_a, tmax_a), nm_b = fmaxf(m_b, tmax_b);
-      // Rescale the running sums (exp2(-inf - -inf) would be NaN: guard empty rows).
-      l_a = (nm_a == -INFINITY) ? 0.f : l_a * exp2f(m_a - nm_a);
-      l_b = (nm_b == -INFINITY) ? 0.f : l_b * exp2f(m_b - nm_b);
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-        if (nm_a != -INFINITY) l_a += exp2f(acc[n][0] - nm_a) + exp2f(acc[n][1] - nm_a);
-        if (nm_b != -INFINITY) l_b += exp2f(acc[n][2] - nm_b) + exp2f(acc[n][3] - nm_b);
-      }
-      m_a = nm_a;
-      m_b = nm_b;
-    } else {
-      // p = exp2(x - lse2), summed per (query block, key block) of this tile.
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-        const int j = j0 + n * 8 + 2 * c;  // j, j+1 share a key block (groups per block >= 2)
-        float pa = 0.f, pb = 0.f;
-        if (lse_a != -INFINITY)
-          pa = exp2f(logit(row_a, j, acc[n][0]) - lse_a) + exp2f(logit(row_a, j + 1, acc[n][1]) - lse_a);
-        if (lse_b != -INFINITY)
-          pb = exp2f(logit(row_b, j, acc[n][2]) - lse_b) + exp2f(logit(row_b, j + 1, acc[n][3]) - lse_b);
-        const int kb = (n * 8 + 2 * c) / gpb;
-        if (pa != 0.f) atomicAdd(&sm.acc[(warp * 16 + g) / gpb][kb], pa);
-        if (pb != 0.f) atomicAdd(&sm.acc[(warp * 16 + g + 8) / gpb][kb], pb);
-      }
-      __syncthreads();
-      // The CTA owns whole query blocks (64 rows, groups per block divide 64) and this tile
-      // holds whole key blocks: plain stores.
-      const int nqb = kBM / gpb, nkb = kBN / gpb;
-      for (int x = threadIdx.x; x < nqb * nkb; x += kThreads) {
-        const int qi = x / nkb, ki = x % nkb;
-        const int I = i0 / gpb + qi, J = j0 / gpb + ki;
-        if (I < qb_count && J < kb_count)
-          p.scores[((static_cast<int64_t>(b) * p.q_heads + h) * qb_count + I) * kb_count + J] = sm.acc[qi][ki];
-        sm.acc[qi][ki] = 0.f;
-      }
-      __syncthreads();
+    for (int n = 0; n < 8; ++n) {
+      const int j = j0 + n * 8 + 2 * c;
+      acc[n][0] = logit(row_a, j, acc[n][0]);
+      acc[n][1] = logit(row_a, j + 1, acc[n][1]);
+      acc[n][2] = logit(row_b, j, acc[n][2]);
+      acc[n][3] = logit(row_b, j + 1, acc[n][3]);
+      tmax_a = fmaxf(tmax_a, fmaxf(acc[n][0], acc[n][1]));
+      tmax_b = fmaxf(tmax_b, fmaxf(acc[n][2], acc[n][3]));
     }
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) {
+      tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, o));
+      tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, o));
+    }
+    const float nm_a = fmaxf(m_a, tmax_a), nm_b = fmaxf(m_b, tmax_b);
+    // Rescale the running sums (exp2(-inf - -inf) would be NaN: guard rows with nothing yet).
+    l_a = (nm_a == -INFINITY) ? 0.f : l_a * exp2f(m_a - nm_a);
+    l_b = (nm_b == -INFINITY) ? 0.f : l_b * exp2f(m_b - nm_b);
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      // Columns 2c and 2c+1 share a key block (groups per block >= 2).
+      const float pa = (nm_a == -INFINITY) ? 0.f : exp2f(acc[n][0] - nm_a) + exp2f(acc[n][1] - nm_a);
+      const float pb = (nm_b == -INFINITY) ? 0.f : exp2f(acc[n][2] - nm_b) + exp2f(acc[n][3] - nm_b);
+      l_a += pa;
+      l_b += pb;
+      const int kbl = (n * 8 + 2 * c) / gpb;
+      if (pa != 0.f) atomicAdd(&sm.acc[ra][kbl], pa);
+      if (pb != 0.f) atomicAdd(&sm.acc[rb][kbl], pb);
+    }
+    m_a = nm_a;
+    m_b = nm_b;
+    __syncthreads();
+    // This tile's block sums (relative to the running max after it) and that max, per row.
+    const int nkb = kBN / gpb;
+    for (int x = threadIdx.x; x < kBM * nkb; x += kThreads) {
+      const int r = x / nkb, kbl = x % nkb;
+      const int J = j0 / gpb + kbl;
+      if (i0 + r < nq && J < kb_count) ws[static_cast<int64_t>(i0 + r) * ws_row + J] = sm.acc[r][kbl];
+      sm.acc[r][kbl] = 0.f;
+    }
+    if (c == 0) {
+      if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + kb_count + tile] = m_a;
+      if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + kb_count + tile] = m_b;
+    }
+    __syncthreads();
 #pragma unroll
     for (int n = 0; n < 8; ++n)
 #pragma unroll
       for (int z = 0; z < 4; ++z) acc[n][z] = 0.f;
   }
 
-  if (!kPass2) {
+  // Final normaliser per row: the quad's partial sums share the running max.
 #pragma unroll
-    for (int o = 1; o < 4; o <<= 1) {
-      l_a += __shfl_xor_sync(0xffffffffu, l_a, o);
-      l_b += __shfl_xor_sync(0xffffffffu, l_b, o);
+  for (int o = 1; o < 4; o <<= 1) {
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, o);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, o);
+  }
+  if (c == 0) {
+    sm.row_max[ra] = m_a;
+    sm.row_sum[ra] = l_a;
+    sm.row_max[rb] = m_b;
+    sm.row_sum[rb] = l_b;
+  }
+  __syncthreads();
+  // A[I, J] = sum over the block's rows of sum_iJ * exp2(max_after_tile - max_i) / sum_i.
+  const int kb_done = min(kb_count, n_tiles * (kBN / gpb));
+  const int nqb = kBM / gpb;
+  for (int x = threadIdx.x; x < nqb * kb_done; x += kThreads) {
+    const int qi = x / kb_done, J = x % kb_done;
+    const int I = i0 / gpb + qi;
+    if (I >= qb_count) continue;
+    const int tile = (J * gpb) / kBN;
+    float a = 0.f;
+    for (int r = qi * gpb; r < (qi + 1) * gpb; ++r) {
+      if (i0 + r >= nq || !(sm.row_sum[r] > 0.f)) continue;
+      const float* w = ws + static_cast<int64_t>(i0 + r) * ws_row;
+      const float v = w[J];
+      if (v != 0.f) a += v * exp2f(w[kb_count + tile] - sm.row_max[r]) / sm.row_sum[r];
     }
-    if (c == 0) {
-      if (row_a < nq) lse[row_a] = (l_a > 0.f) ? m_a + log2f(l_a) : -INFINITY;
-      if (row_b < nq) lse[row_b] = (l_b > 0.f) ? m_b + log2f(l_b) : -INFINITY;
-    }
+    p.scores[((static_cast<int64_t>(b) * p.q_heads + h) * qb_count + I) * kb_count + J] = a;
   }
 }
 
@@ -255,26 +274,22 @@ cudaError_t launch(const ScoreParams& p, cudaStream_t stream) {
   const int nq = (p.q_len + p.stride - 1) / p.stride;
   dim3 grid((nq + kBM - 1) / kBM, p.q_heads, p.batch);
   const size_t smem = sizeof(Smem);
-  cudaError_t e = cudaFuncSetAttribute(score_kernel<T, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(smem));
+  cudaError_t e =
+      cudaFuncSetAttribute(score_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (e != cudaSuccess) return e;
-  e = cudaFuncSetAttribute(score_kernel<T, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  if (e != cudaSuccess) return e;
-  score_kernel<T, false><<<grid, kThreads, smem, stream>>>(p);
-  e = cudaGetLastError();
-  if (e != cudaSuccess) return e;
-  score_kernel<T, true><<<grid, kThreads, smem, stream>>>(p);
+  score_kernel<T><<<grid, kThreads, smem, stream>>>(p);
   return cudaGetLastError();
 }
 
 }  // namespace
 
-size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int stride) {
-  return static_cast<size_t>(batch) * q_heads * ((q_len + stride - 1) / stride) * sizeof(float);
+size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int k_len, int stride, int block_size) {
+  return static_cast<size_t>(batch) * q_heads * ((q_len + stride - 1) / stride) *
+         static_cast<size_t>(ws_row_floats(k_len, stride, block_size)) * sizeof(float);
 }
 
 cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream) {
-  if (!p.q || !p.k || !p.scores || !p.lse_workspace) return cudaErrorInvalidValue;
+  if (!p.q || !p.k || !p.scores || !p.workspace) return cudaErrorInvalidValue;
   if (p.stride < 2 || p.block_size % p.stride != 0 || p.block_size / p.stride < 2) return cudaErrorInvalidValue;
   if (kBM % (p.block_size / p.stride) != 0) return cudaErrorInvalidValue;
   if (p.head_dim % kBK != 0 || p.kv_heads <= 0 || p.q_heads % p.kv_heads != 0) return cudaErrorInvalidValue;

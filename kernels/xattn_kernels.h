@@ -10,28 +10,29 @@ namespace xattn::kernels {
 
 enum class DType { kBF16 = 0, kFP16 = 1 };
 
-// Antidiagonal block scores A[B, H, Qb, Kb] (fp32), straight from Q and K.
+// Antidiagonal block scores A[B, H, Qb, Kb] (fp32), straight from Q and K, in one pass.
 // Layouts: q [B, Lq, Hq, D], k [B, Lk, Hkv, D] with any batch/token/head strides (in
-// elements) and contiguous head_dim. A must be zeroed by the caller (blocks that cannot be
-// computed are not written). lse_workspace: fp32 [B, Hq, ceil(Lq/S)].
+// elements, multiples of 8) and contiguous head_dim (a multiple of 64). A must be zeroed by
+// the caller (blocks that cannot be computed are not written). The workspace (caller-owned,
+// antidiagonal_workspace_bytes) holds each row's block sums relative to its running max.
 struct ScoreParams {
   const void* q = nullptr;
   const void* k = nullptr;
   float* scores = nullptr;
-  float* lse_workspace = nullptr;
+  void* workspace = nullptr;
   const int32_t* key_lengths = nullptr;  // optional [B]; nullptr = all Lk
   int64_t q_stride_b = 0, q_stride_l = 0, q_stride_h = 0;
   int64_t k_stride_b = 0, k_stride_l = 0, k_stride_h = 0;
   int batch = 0, q_len = 0, k_len = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
-  int stride = 8;       // S: 4, 8, 16, 32 or 64
+  int stride = 8;       // S: 4, 8, 16 or 32 (at least 2 groups per block)
   int block_size = 128; // 64 or 128, a multiple of S
   bool causal = false;  // query i sits at absolute position i + (Lk - Lq)
   float scale = 0.f;    // softmax scale (1/sqrt(D) by default)
   DType dtype = DType::kBF16;
 };
 cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream);
-// Bytes of lse_workspace needed.
-size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int stride);
+// Bytes of workspace needed: (Lq/S) x (Kb + Lk/(64 S)) floats per (batch, head).
+size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int k_len, int stride, int block_size);
 
 // Block selection from scores, one CTA per (batch, head, query block) row.
 enum class Selection { kThreshold = 0, kTopK = 1, kTopRatio = 2 };

@@ -45,18 +45,17 @@ at::Tensor antidiagonal_scores(const at::Tensor& q_in, const at::Tensor& k_in, i
   const int64_t qb = (Lq + block_size - 1) / block_size, kb = (Lk + block_size - 1) / block_size;
   const auto fopt = q.options().dtype(at::kFloat);
   at::Tensor scores = at::zeros({B, H, qb, kb}, fopt);
-  at::Tensor ws = at::empty({static_cast<int64_t>(
-                                kernels::antidiagonal_workspace_bytes(static_cast<int>(B), static_cast<int>(H),
-                                                                      static_cast<int>(Lq), static_cast<int>(stride)) /
-                                sizeof(float))},
-                            fopt);
+  const size_t ws_bytes = kernels::antidiagonal_workspace_bytes(static_cast<int>(B), static_cast<int>(H),
+                                                                static_cast<int>(Lq), static_cast<int>(Lk),
+                                                                static_cast<int>(stride), static_cast<int>(block_size));
+  at::Tensor ws = at::empty({static_cast<int64_t>(ws_bytes / sizeof(float))}, fopt);
   at::Tensor lens;
   if (opts.key_lengths.defined()) lens = opts.key_lengths.to(q.device(), at::kInt).contiguous();
   kernels::ScoreParams p;
   p.q = q.data_ptr();
   p.k = k.data_ptr();
   p.scores = scores.data_ptr<float>();
-  p.lse_workspace = ws.data_ptr<float>();
+  p.workspace = ws.data_ptr<float>();
   p.key_lengths = lens.defined() ? lens.data_ptr<int32_t>() : nullptr;
   p.q_stride_b = q.stride(0), p.q_stride_l = q.stride(1), p.q_stride_h = q.stride(2);
   p.k_stride_b = k.stride(0), p.k_stride_l = k.stride(1), p.k_stride_h = k.stride(2);
