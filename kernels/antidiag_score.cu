@@ -24,10 +24,11 @@
 namespace xattn::kernels {
 namespace {
 
-constexpr int kBM = 64;           // query groups per CTA (4 warps x 16)
+constexpr int kBM = 128;          // query groups per CTA (4 warps x 32)
 constexpr int kBN = 64;           // key groups per tile
 constexpr int kBK = 64;           // reduction chunk: 64 head_dim values of one token
 constexpr int kLds = kBK + 8;     // padded smem row (144 B): ldmatrix rows fall in distinct banks
+constexpr int kStages = 3;        // cp.async pipeline depth
 constexpr int kThreads = 128;
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -70,8 +71,8 @@ __device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (
 }
 
 struct Smem {
-  alignas(16) uint16_t q[2][kBM][kLds];
-  alignas(16) uint16_t k[2][kBN][kLds];
+  alignas(16) uint16_t q[kStages][kBM][kLds];
+  alignas(16) uint16_t k[kStages][kBN][kLds];
   float acc[kBM][kBN / 2];  // one tile's block sums per row (groups per block >= 2)
   float row_max[kBM];
   float row_sum[kBM];
@@ -108,8 +109,10 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
   }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, c = lane % 4;
-  const int ra = warp * 16 + g, rb = ra + 8;   // this thread's two rows within the CTA
-  const int row_a = i0 + ra, row_b = i0 + rb;  // ... and as query groups
+  // This thread's four rows within the CTA: warp*32 + 16*ms + 8*hh + g for ms, hh in {0, 1}.
+  int rloc[4];
+#pragma unroll
+  for (int rr = 0; rr < 4; ++rr) rloc[rr] = warp * 32 + 16 * (rr / 2) + 8 * (rr % 2) + g;
   const int64_t ws_row = ws_row_floats(p.k_len, S, p.block_size);
   float* ws = static_cast<float*>(p.workspace) + (static_cast<int64_t>(b) * p.q_heads + h) * nq * ws_row;
 
@@ -119,104 +122,127 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
   const int n_tiles = (j_end + kBN - 1) / kBN;
   const int total = n_tiles * chunks_per_tile;
 
-  // Issues the cp.async loads of flattened iteration `it` into buffer `buf`.
-  auto load = [&](int it, int buf) {
-    const int tile = it / chunks_per_tile, chunk = it % chunks_per_tile;
-    const int e = chunk * kBK;
-    const int t = e / p.head_dim, d0 = e % p.head_dim;
-    const int j0 = tile * kBN;
+  // Issues the cp.async loads of flattened iteration `it` into stage `st` (one commit group,
+  // possibly empty, per call so that wait_group counts stay aligned).
+  auto load = [&](int it, int st) {
+    if (it < total) {
+      const int tile = it / chunks_per_tile, chunk = it % chunks_per_tile;
+      const int e = chunk * kBK;
+      const int t = e / p.head_dim, d0 = e % p.head_dim;
+      const int j0 = tile * kBN;
 #pragma unroll
-    for (int v = 0; v < (kBM * kBK / 8) / kThreads; ++v) {
-      const int idx = threadIdx.x + v * kThreads;
-      const int r = idx / (kBK / 8), col = (idx % (kBK / 8)) * 8;
-      const int i = i0 + r;
-      const int tok = i * S + S - 1 - t;
-      const bool ok = i < nq && tok < p.q_len;
-      cp_async16(&sm.q[buf][r][col], qbase + (ok ? tok * p.q_stride_l + d0 + col : 0), ok);
-      const int j = j0 + r;
-      const int ktok = j * S + t;
-      const bool kok = j < j_end && ktok < p.k_len;
-      cp_async16(&sm.k[buf][r][col], kbase + (kok ? ktok * p.k_stride_l + d0 + col : 0), kok);
+      for (int v = 0; v < (kBM * kBK / 8) / kThreads; ++v) {
+        const int idx = threadIdx.x + v * kThreads;
+        const int r = idx / (kBK / 8), col = (idx % (kBK / 8)) * 8;
+        const int i = i0 + r;
+        const int tok = i * S + S - 1 - t;
+        const bool ok = i < nq && tok < p.q_len;
+        cp_async16(&sm.q[st][r][col], qbase + (ok ? tok * p.q_stride_l + d0 + col : 0), ok);
+      }
+#pragma unroll
+      for (int v = 0; v < (kBN * kBK / 8) / kThreads; ++v) {
+        const int idx = threadIdx.x + v * kThreads;
+        const int r = idx / (kBK / 8), col = (idx % (kBK / 8)) * 8;
+        const int j = j0 + r;
+        const int ktok = j * S + t;
+        const bool kok = j < j_end && ktok < p.k_len;
+        cp_async16(&sm.k[st][r][col], kbase + (kok ? ktok * p.k_stride_l + d0 + col : 0), kok);
+      }
     }
     cp_async_commit();
   };
 
   const float scale2 = p.scale / static_cast<float>(S) * kLog2e;  // mean of S logits, log2 domain
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;   // running max and sum per row
+  float m[4], l[4];  // running max and sum per row
+#pragma unroll
+  for (int rr = 0; rr < 4; ++rr) m[rr] = -INFINITY, l[rr] = 0.f;
   for (int x = threadIdx.x; x < kBM * (kBN / 2); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
-  float acc[8][4];
+  float acc[2][8][4];
 #pragma unroll
-  for (int n = 0; n < 8; ++n)
+  for (int ms = 0; ms < 2; ++ms)
 #pragma unroll
-    for (int z = 0; z < 4; ++z) acc[n][z] = 0.f;
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+      for (int z = 0; z < 4; ++z) acc[ms][n][z] = 0.f;
 
-  if (total > 0) load(0, 0);
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) load(st, st);
   for (int it = 0; it < total; ++it) {
-    const int buf = it & 1;
-    if (it + 1 < total) {
-      load(it + 1, buf ^ 1);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    const int st = it % kStages;
+    cp_async_wait<kStages - 2>();  // iteration `it` has landed
+    __syncthreads();               // ... for every thread; and stage (it-1) % kStages is free
+    load(it + kStages - 1, (it + kStages - 1) % kStages);
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {
-      uint32_t a[4];
-      ldmatrix_x4(a, &sm.q[buf][warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8][kk + (lane / 16) * 8]);
+      uint32_t a[2][4];
+#pragma unroll
+      for (int ms = 0; ms < 2; ++ms)
+        ldmatrix_x4(a[ms], &sm.q[st][warp * 32 + ms * 16 + (lane % 8) + ((lane / 8) % 2) * 8][kk + (lane / 16) * 8]);
 #pragma unroll
       for (int pr = 0; pr < 4; ++pr) {
         uint32_t bf[4];
-        ldmatrix_x4(bf, &sm.k[buf][pr * 16 + (lane % 8) + (lane / 16) * 8][kk + ((lane / 8) % 2) * 8]);
-        mma16816<T>(acc[2 * pr], a, bf[0], bf[1]);
-        mma16816<T>(acc[2 * pr + 1], a, bf[2], bf[3]);
+        ldmatrix_x4(bf, &sm.k[st][pr * 16 + (lane % 8) + (lane / 16) * 8][kk + ((lane / 8) % 2) * 8]);
+#pragma unroll
+        for (int ms = 0; ms < 2; ++ms) {
+          mma16816<T>(acc[ms][2 * pr], a[ms], bf[0], bf[1]);
+          mma16816<T>(acc[ms][2 * pr + 1], a[ms], bf[2], bf[3]);
+        }
       }
     }
-    __syncthreads();  // buffer `buf` is refilled two iterations later
 
     if (it % chunks_per_tile != chunks_per_tile - 1) continue;
-    // ---- epilogue of one 64 x 64 tile of logits ----
+    // ---- epilogue of one 128 x 64 tile of logits ----
     const int tile = it / chunks_per_tile;
     const int j0 = tile * kBN;
-    // Masked logits in the log2 domain: key groups without valid keys, causal future.
+    // Masked logit in the log2 domain: key groups without valid keys, causal future.
     auto logit = [&](int row, int j, float x) -> float {
       if (j >= j_end || row >= nq) return -INFINITY;
       if (p.causal && j * S > row * S + off + S - 1) return -INFINITY;
       return x * scale2;
     };
-    float tmax_a = -INFINITY, tmax_b = -INFINITY;
 #pragma unroll
-    for (int n = 0; n < 8; ++n) {
-      const int j = j0 + n * 8 + 2 * c;
-      acc[n][0] = logit(row_a, j, acc[n][0]);
-      acc[n][1] = logit(row_a, j + 1, acc[n][1]);
-      acc[n][2] = logit(row_b, j, acc[n][2]);
-      acc[n][3] = logit(row_b, j + 1, acc[n][3]);
-      tmax_a = fmaxf(tmax_a, fmaxf(acc[n][0], acc[n][1]));
-      tmax_b = fmaxf(tmax_b, fmaxf(acc[n][2], acc[n][3]));
-    }
+    for (int rr = 0; rr < 4; ++rr) {
+      const int ms = rr / 2, hh = rr % 2;
+      const int row = i0 + rloc[rr];
+      float tmax = -INFINITY;
 #pragma unroll
-    for (int o = 1; o < 4; o <<= 1) {
-      tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, o));
-      tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, o));
-    }
-    const float nm_a = fmaxf(m_a, tmax_a), nm_b = fmaxf(m_b, tmax_b);
-    // Rescale the running sums (exp2(-inf - -inf) would be NaN: guard rows with nothing yet).
-    l_a = (nm_a == -INFINITY) ? 0.f : l_a * exp2f(m_a - nm_a);
-    l_b = (nm_b == -INFINITY) ? 0.f : l_b * exp2f(m_b - nm_b);
+      for (int n = 0; n < 8; ++n) {
+        const int j = j0 + n * 8 + 2 * c;
+        acc[ms][n][2 * hh] = logit(row, j, acc[ms][n][2 * hh]);
+        acc[ms][n][2 * hh + 1] = logit(row, j + 1, acc[ms][n][2 * hh + 1]);
+        tmax = fmaxf(tmax, fmaxf(acc[ms][n][2 * hh], acc[ms][n][2 * hh + 1]));
+      }
+      tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+      tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 2));
+      const float nm = fmaxf(m[rr], tmax);
+      // Rescale the running sum (exp2(-inf - -inf) would be NaN: guard rows with nothing yet).
+      l[rr] = (nm == -INFINITY) ? 0.f : l[rr] * exp2f(m[rr] - nm);
+      float part[8];
 #pragma unroll
-    for (int n = 0; n < 8; ++n) {
-      // Columns 2c and 2c+1 share a key block (groups per block >= 2).
-      const float pa = (nm_a == -INFINITY) ? 0.f : exp2f(acc[n][0] - nm_a) + exp2f(acc[n][1] - nm_a);
-      const float pb = (nm_b == -INFINITY) ? 0.f : exp2f(acc[n][2] - nm_b) + exp2f(acc[n][3] - nm_b);
-      l_a += pa;
-      l_b += pb;
-      const int kbl = (n * 8 + 2 * c) / gpb;
-      if (pa != 0.f) atomicAdd(&sm.acc[ra][kbl], pa);
-      if (pb != 0.f) atomicAdd(&sm.acc[rb][kbl], pb);
+      for (int n = 0; n < 8; ++n) {
+        part[n] = (nm == -INFINITY) ? 0.f
+                                    : exp2f(acc[ms][n][2 * hh] - nm) + exp2f(acc[ms][n][2 * hh + 1] - nm);
+        l[rr] += part[n];
+      }
+      m[rr] = nm;
+      if (gpb >= 8) {
+        // The quad's 8 columns of an n8 tile share a key block: reduce in registers, then one
+        // thread per row adds to its own row (no other thread writes it: no atomics).
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+          part[n] += __shfl_xor_sync(0xffffffffu, part[n], 1);
+          part[n] += __shfl_xor_sync(0xffffffffu, part[n], 2);
+        }
+        if (c == 0) {
+#pragma unroll
+          for (int n = 0; n < 8; ++n) sm.acc[rloc[rr]][(n * 8) / gpb] += part[n];
+        }
+      } else {
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+          if (part[n] != 0.f) atomicAdd(&sm.acc[rloc[rr]][(n * 8 + 2 * c) / gpb], part[n]);
+      }
     }
-    m_a = nm_a;
-    m_b = nm_b;
     __syncthreads();
     // This tile's block sums (relative to the running max after it) and that max, per row.
     const int nkb = kBN / gpb;
@@ -227,27 +253,29 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
       sm.acc[r][kbl] = 0.f;
     }
     if (c == 0) {
-      if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + kb_count + tile] = m_a;
-      if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + kb_count + tile] = m_b;
+#pragma unroll
+      for (int rr = 0; rr < 4; ++rr)
+        if (i0 + rloc[rr] < nq) ws[static_cast<int64_t>(i0 + rloc[rr]) * ws_row + kb_count + tile] = m[rr];
     }
-    __syncthreads();
+    // The next write of sm.acc comes after at least one __syncthreads at the loop top.
 #pragma unroll
-    for (int n = 0; n < 8; ++n)
+    for (int ms = 0; ms < 2; ++ms)
 #pragma unroll
-      for (int z = 0; z < 4; ++z) acc[n][z] = 0.f;
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int z = 0; z < 4; ++z) acc[ms][n][z] = 0.f;
   }
+  cp_async_wait<0>();
 
   // Final normaliser per row: the quad's partial sums share the running max.
 #pragma unroll
-  for (int o = 1; o < 4; o <<= 1) {
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, o);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, o);
-  }
-  if (c == 0) {
-    sm.row_max[ra] = m_a;
-    sm.row_sum[ra] = l_a;
-    sm.row_max[rb] = m_b;
-    sm.row_sum[rb] = l_b;
+  for (int rr = 0; rr < 4; ++rr) {
+    l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
+    l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
+    if (c == 0) {
+      sm.row_max[rloc[rr]] = m[rr];
+      sm.row_sum[rloc[rr]] = l[rr];
+    }
   }
   __syncthreads();
   // A[I, J] = sum over the block's rows of sum_iJ * exp2(max_after_tile - max_i) / sum_i.
@@ -291,7 +319,7 @@ size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int k_len
 cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream) {
   if (!p.q || !p.k || !p.scores || !p.workspace) return cudaErrorInvalidValue;
   if (p.stride < 2 || p.block_size % p.stride != 0 || p.block_size / p.stride < 2) return cudaErrorInvalidValue;
-  if (kBM % (p.block_size / p.stride) != 0) return cudaErrorInvalidValue;
+  if (kBM % (p.block_size / p.stride) != 0 || kBN % (p.block_size / p.stride) != 0) return cudaErrorInvalidValue;
   if (p.head_dim % kBK != 0 || p.kv_heads <= 0 || p.q_heads % p.kv_heads != 0) return cudaErrorInvalidValue;
   if (p.batch <= 0 || p.q_len <= 0 || p.k_len <= 0) return cudaErrorInvalidValue;
   if (p.causal && p.k_len < p.q_len) return cudaErrorInvalidValue;
