@@ -19,6 +19,7 @@
 
 #include <cmath>
 
+#include "kernels/score_common.cuh"
 #include "kernels/xattn_kernels.h"
 
 namespace xattn::kernels {
@@ -78,14 +79,6 @@ struct Smem {
   float row_sum[kBM];
 };
 
-// Workspace floats per (batch, head, query group): Kb block sums, then the running max after
-// each tile of 64 key groups.
-__host__ __device__ inline int64_t ws_row_floats(int k_len, int stride, int block_size) {
-  const int nk = (k_len + stride - 1) / stride;
-  const int kb = (k_len + block_size - 1) / block_size;
-  return kb + (nk + kBN - 1) / kBN;
-}
-
 template <typename T>
 __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -113,7 +106,7 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
   int rloc[4];
 #pragma unroll
   for (int rr = 0; rr < 4; ++rr) rloc[rr] = warp * 32 + 16 * (rr / 2) + 8 * (rr % 2) + g;
-  const int64_t ws_row = ws_row_floats(p.k_len, S, p.block_size);
+  const int64_t ws_row = score_ws_row_floats(p.k_len, S, p.block_size);
   float* ws = static_cast<float*>(p.workspace) + (static_cast<int64_t>(b) * p.q_heads + h) * nq * ws_row;
 
   const T* qbase = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
@@ -313,8 +306,10 @@ cudaError_t launch(const ScoreParams& p, cudaStream_t stream) {
 
 size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int k_len, int stride, int block_size) {
   return static_cast<size_t>(batch) * q_heads * ((q_len + stride - 1) / stride) *
-         static_cast<size_t>(ws_row_floats(k_len, stride, block_size)) * sizeof(float);
+         static_cast<size_t>(score_ws_row_floats(k_len, stride, block_size)) * sizeof(float);
 }
+
+cudaError_t antidiagonal_scores_sm90(const ScoreParams& p, cudaStream_t stream);
 
 cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream) {
   if (!p.q || !p.k || !p.scores || !p.workspace) return cudaErrorInvalidValue;
@@ -323,6 +318,12 @@ cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream) {
   if (p.head_dim % kBK != 0 || p.kv_heads <= 0 || p.q_heads % p.kv_heads != 0) return cudaErrorInvalidValue;
   if (p.batch <= 0 || p.q_len <= 0 || p.k_len <= 0) return cudaErrorInvalidValue;
   if (p.causal && p.k_len < p.q_len) return cudaErrorInvalidValue;
+  // Hopper: wgmma kernel (needs 128 % groups-per-block == 0, true for every supported pair).
+  int dev = 0, major = 0;
+  if (p.impl != ScoreImpl::kMmaSync && cudaGetDevice(&dev) == cudaSuccess &&
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9)
+    return antidiagonal_scores_sm90(p, stream);
+  if (p.impl == ScoreImpl::kWgmma) return cudaErrorInvalidDeviceFunction;
   return p.dtype == DType::kBF16 ? launch<__nv_bfloat16>(p, stream) : launch<__half>(p, stream);
 }
 

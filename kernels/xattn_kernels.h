@@ -9,6 +9,8 @@
 namespace xattn::kernels {
 
 enum class DType { kBF16 = 0, kFP16 = 1 };
+// Which scoring kernel: auto = wgmma on compute capability 9.x, mma.sync elsewhere.
+enum class ScoreImpl { kAuto = 0, kMmaSync = 1, kWgmma = 2 };
 
 // Antidiagonal block scores A[B, H, Qb, Kb] (fp32), straight from Q and K, in one pass.
 // Layouts: q [B, Lq, Hq, D], k [B, Lk, Hkv, D] with any batch/token/head strides (in
@@ -29,6 +31,7 @@ struct ScoreParams {
   bool causal = false;  // query i sits at absolute position i + (Lk - Lq)
   float scale = 0.f;    // softmax scale (1/sqrt(D) by default)
   DType dtype = DType::kBF16;
+  ScoreImpl impl = ScoreImpl::kAuto;
 };
 cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream);
 // Bytes of workspace needed: (Lq/S) x (Kb + Lk/(64 S)) floats per (batch, head).

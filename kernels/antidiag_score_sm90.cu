@@ -1,0 +1,307 @@
+// Antidiagonal block scores on Hopper: the same single-pass algorithm as antidiag_score.cu
+// (see there), with the reshaped product on wgmma (sm_90a) instead of mma.sync.
+//
+// CTA = 2 consumer warpgroups x 64 query groups (BM = 128) against tiles of 128 key groups;
+// reduction chunks of 64 head_dim values (128 B rows). Both operands sit in shared memory in
+// the canonical 128-byte-swizzled K-major layout (16-byte chunk c of row r stored at chunk
+// c ^ (r % 8); tile bases 1024-byte aligned), filled by cp.async from the strided gather and
+// read by wgmma.mma_async m64n128k16 through matrix descriptors (SBO = 1024 B between 8-row
+// groups; +32 B per k16 step inside the swizzle atom). cp.async writes are generic-proxy
+// writes, so each thread fences the async proxy before the barrier that precedes wgmma.
+// The accumulator layout per n8 chunk equals mma.sync's, so the epilogue is the same.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "kernels/score_common.cuh"
+#include "kernels/xattn_kernels.h"
+
+namespace xattn::kernels {
+namespace {
+
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define XATTN_SM90A 1
+#endif
+
+constexpr int kBM = 128;           // 2 warpgroups x 64 query groups
+constexpr int kBN = 128;           // key groups per tile
+constexpr int kBK = 64;            // 64 bf16 = 128 B = one swizzle atom row
+constexpr int kStages = 4;
+constexpr int kThreads = 256;
+
+#ifdef XATTN_SM90A
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async16(uint32_t smem, const void* gmem, bool valid) {
+  const int bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// 128B-swizzle K-major descriptor: start >> 4, LBO (unused) 1, SBO 1024 B >> 4, mode 1.
+__device__ __forceinline__ uint64_t make_desc(uint32_t smem_addr) {
+  uint64_t d = 0;
+  d |= static_cast<uint64_t>((smem_addr >> 4) & 0x3FFF);
+  d |= static_cast<uint64_t>(1) << 16;
+  d |= static_cast<uint64_t>(1024 >> 4) << 32;
+  d |= static_cast<uint64_t>(1) << 62;
+  return d;
+}
+
+__device__ __forceinline__ void wgmma_bf16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
+      "%64, %65, p, 1, 1, 0, 0;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+__device__ __forceinline__ void wgmma_f16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
+      "%64, %65, p, 1, 1, 0, 0;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+template <typename T>
+__device__ __forceinline__ void wgmma(float (&d)[64], uint64_t a, uint64_t b, int acc);
+template <>
+__device__ __forceinline__ void wgmma<__nv_bfloat16>(float (&d)[64], uint64_t a, uint64_t b, int acc) {
+  wgmma_bf16(d, a, b, acc);
+}
+template <>
+__device__ __forceinline__ void wgmma<__half>(float (&d)[64], uint64_t a, uint64_t b, int acc) {
+  wgmma_f16(d, a, b, acc);
+}
+#endif
+
+struct alignas(1024) Smem90 {
+  uint16_t q[kStages][kBM * kBK];  // 16 KB per stage, swizzled rows of 128 B
+  uint16_t k[kStages][kBN * kBK];
+  float acc[kBM][kBN / 2];         // one tile's block sums per row (groups per block >= 2)
+  float row_max[kBM];
+  float row_sum[kBM];
+};
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScoreParams p) {
+#ifdef XATTN_SM90A
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  // The dynamic shared window is 1024-byte aligned in practice; align explicitly anyway.
+  Smem90& sm = *reinterpret_cast<Smem90*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  const int S = p.stride;
+  const int nq = (p.q_len + S - 1) / S;
+  const int i0 = blockIdx.x * kBM;
+  if (i0 >= nq) return;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int hk = h / (p.q_heads / p.kv_heads);
+  const int len = p.key_lengths ? min(max(p.key_lengths[b], 0), p.k_len) : p.k_len;
+  const int off = p.causal ? p.k_len - p.q_len : 0;
+  const int gpb = p.block_size / S;
+  const int qb_count = (p.q_len + p.block_size - 1) / p.block_size;
+  const int kb_count = (p.k_len + p.block_size - 1) / p.block_size;
+  int j_end = (len + S - 1) / S;
+  if (p.causal) {
+    const int i_last = min(i0 + kBM, nq) - 1;
+    j_end = min(j_end, (i_last * S + off + S - 1) / S + 1);
+  }
+  const int wg = threadIdx.x / 128;
+  const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, c = lane % 4;
+  const int ra = wg * 64 + warp * 16 + g, rb = ra + 8;
+  const int row_a = i0 + ra, row_b = i0 + rb;
+  const int64_t ws_row = score_ws_row_floats(p.k_len, S, p.block_size);
+  float* ws = static_cast<float*>(p.workspace) + (static_cast<int64_t>(b) * p.q_heads + h) * nq * ws_row;
+
+  const T* qbase = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
+  const T* kbase = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
+  const int chunks_per_tile = S * p.head_dim / kBK;
+  const int n_tiles = (j_end + kBN - 1) / kBN;
+  const int total = n_tiles * chunks_per_tile;
+
+  auto load = [&](int it, int st) {
+    if (it < total) {
+      const int tile = it / chunks_per_tile, chunk = it % chunks_per_tile;
+      const int e = chunk * kBK;
+      const int t = e / p.head_dim, d0 = e % p.head_dim;
+      const int j0 = tile * kBN;
+      const uint32_t qs = smem_u32(sm.q[st]), ks = smem_u32(sm.k[st]);
+#pragma unroll
+      for (int v = 0; v < (kBM * kBK / 8) / kThreads; ++v) {
+        const int idx = threadIdx.x + v * kThreads;
+        const int r = idx / 8, cc = idx % 8;
+        const uint32_t dst = r * 128 + ((cc ^ (r & 7)) << 4);
+        const int i = i0 + r;
+        const int tok = i * S + S - 1 - t;
+        const bool ok = i < nq && tok < p.q_len;
+        cp_async16(qs + dst, qbase + (ok ? tok * p.q_stride_l + d0 + cc * 8 : 0), ok);
+        const int j = j0 + r;
+        const int ktok = j * S + t;
+        const bool kok = j < j_end && ktok < p.k_len;
+        cp_async16(ks + dst, kbase + (kok ? ktok * p.k_stride_l + d0 + cc * 8 : 0), kok);
+      }
+    }
+    cp_async_commit();
+  };
+
+  const float scale2 = p.scale / static_cast<float>(S) * kLog2e;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+  for (int x = threadIdx.x; x < kBM * (kBN / 2); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
+  float acc[64];
+#pragma unroll
+  for (int z = 0; z < 64; ++z) acc[z] = 0.f;
+  int first_chunk = 1;  // the first k16 step of a tile overwrites the accumulators
+
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) load(st, st);
+  for (int it = 0; it < total; ++it) {
+    const int st = it % kStages;
+    cp_async_wait<kStages - 2>();
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+    load(it + kStages - 1, (it + kStages - 1) % kStages);
+    const uint32_t qa = smem_u32(sm.q[st]) + wg * 64 * 128, kb_addr = smem_u32(sm.k[st]);
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) {
+      wgmma<T>(acc, make_desc(qa + kk * 32), make_desc(kb_addr + kk * 32), first_chunk ? 0 : 1);
+      first_chunk = 0;
+    }
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+
+    if (it % chunks_per_tile != chunks_per_tile - 1) continue;
+    // ---- epilogue of one 128 x 128 tile of logits ----
+    const int tile = it / chunks_per_tile;
+    const int j0 = tile * kBN;
+    auto logit = [&](int row, int j, float x) -> float {
+      if (j >= j_end || row >= nq) return -INFINITY;
+      if (p.causal && j * S > row * S + off + S - 1) return -INFINITY;
+      return x * scale2;
+    };
+    float tmax_a = -INFINITY, tmax_b = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < kBN / 8; ++n) {
+      const int j = j0 + n * 8 + 2 * c;
+      acc[4 * n + 0] = logit(row_a, j, acc[4 * n + 0]);
+      acc[4 * n + 1] = logit(row_a, j + 1, acc[4 * n + 1]);
+      acc[4 * n + 2] = logit(row_b, j, acc[4 * n + 2]);
+      acc[4 * n + 3] = logit(row_b, j + 1, acc[4 * n + 3]);
+      tmax_a = fmaxf(tmax_a, fmaxf(acc[4 * n], acc[4 * n + 1]));
+      tmax_b = fmaxf(tmax_b, fmaxf(acc[4 * n + 2], acc[4 * n + 3]));
+    }
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) {
+      tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, o));
+      tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, o));
+    }
+    const float nm_a = fmaxf(m_a, tmax_a), nm_b = fmaxf(m_b, tmax_b);
+    l_a = (nm_a == -INFINITY) ? 0.f : l_a * exp2f(m_a - nm_a);
+    l_b = (nm_b == -INFINITY) ? 0.f : l_b * exp2f(m_b - nm_b);
+#pragma unroll
+    for (int n = 0; n < kBN / 8; ++n) {
+      float pa = (nm_a == -INFINITY) ? 0.f : exp2f(acc[4 * n] - nm_a) + exp2f(acc[4 * n + 1] - nm_a);
+      float pb = (nm_b == -INFINITY) ? 0.f : exp2f(acc[4 * n + 2] - nm_b) + exp2f(acc[4 * n + 3] - nm_b);
+      l_a += pa;
+      l_b += pb;
+      if (gpb >= 8) {
+        pa += __shfl_xor_sync(0xffffffffu, pa, 1);
+        pa += __shfl_xor_sync(0xffffffffu, pa, 2);
+        pb += __shfl_xor_sync(0xffffffffu, pb, 1);
+        pb += __shfl_xor_sync(0xffffffffu, pb, 2);
+        if (c == 0) {
+          sm.acc[ra][(n * 8) / gpb] += pa;
+          sm.acc[rb][(n * 8) / gpb] += pb;
+        }
+      } else {
+        if (pa != 0.f) atomicAdd(&sm.acc[ra][(n * 8 + 2 * c) / gpb], pa);
+        if (pb != 0.f) atomicAdd(&sm.acc[rb][(n * 8 + 2 * c) / gpb], pb);
+      }
+    }
+    m_a = nm_a;
+    m_b = nm_b;
+    __syncthreads();
+    const int nkb = kBN / gpb;
+    for (int x = threadIdx.x; x < kBM * nkb; x += kThreads) {
+      const int r = x / nkb, kbl = x % nkb;
+      const int J = j0 / gpb + kbl;
+      if (i0 + r < nq && J < kb_count) ws[static_cast<int64_t>(i0 + r) * ws_row + J] = sm.acc[r][kbl];
+      sm.acc[r][kbl] = 0.f;
+    }
+    if (c == 0) {
+      // Running max after this tile, in the slot of its first 64-group sub-tile.
+      if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + kb_count + 2 * tile] = m_a;
+      if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + kb_count + 2 * tile] = m_b;
+    }
+    first_chunk = 1;
+  }
+  cp_async_wait<0>();
+
+#pragma unroll
+  for (int o = 1; o < 4; o <<= 1) {
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, o);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, o);
+  }
+  if (c == 0) {
+    sm.row_max[ra] = m_a;
+    sm.row_sum[ra] = l_a;
+    sm.row_max[rb] = m_b;
+    sm.row_sum[rb] = l_b;
+  }
+  __syncthreads();
+  const int kb_done = min(kb_count, n_tiles * (kBN / gpb));
+  const int nqb = kBM / gpb;
+  for (int x = threadIdx.x; x < nqb * kb_done; x += kThreads) {
+    const int qi = x / kb_done, J = x % kb_done;
+    const int I = i0 / gpb + qi;
+    if (I >= qb_count) continue;
+    const int slot = 2 * ((J * gpb) / kBN);
+    float a = 0.f;
+    for (int r = qi * gpb; r < (qi + 1) * gpb; ++r) {
+      if (i0 + r >= nq || !(sm.row_sum[r] > 0.f)) continue;
+      const float* w = ws + static_cast<int64_t>(i0 + r) * ws_row;
+      const float v = w[J];
+      if (v != 0.f) a += v * exp2f(w[kb_count + slot] - sm.row_max[r]) / sm.row_sum[r];
+    }
+    p.scores[((static_cast<int64_t>(b) * p.q_heads + h) * qb_count + I) * kb_count + J] = a;
+  }
+#endif
+}
+
+template <typename T>
+cudaError_t launch_sm90(const ScoreParams& p, cudaStream_t stream) {
+  const int nq = (p.q_len + p.stride - 1) / p.stride;
+  dim3 grid((nq + kBM - 1) / kBM, p.q_heads, p.batch);
+  const size_t smem = sizeof(Smem90) + 1024;
+  cudaError_t e = cudaFuncSetAttribute(score_kernel_sm90<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(smem));
+  if (e != cudaSuccess) return e;
+  score_kernel_sm90<T><<<grid, kThreads, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+// Needs 2 or more groups per block and 128 % groups-per-block == 0 (checked by the caller).
+cudaError_t antidiagonal_scores_sm90(const ScoreParams& p, cudaStream_t stream) {
+  return p.dtype == DType::kBF16 ? launch_sm90<__nv_bfloat16>(p, stream) : launch_sm90<__half>(p, stream);
+}
+
+}  // namespace xattn::kernels
