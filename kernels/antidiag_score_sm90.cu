@@ -27,7 +27,7 @@ namespace {
 constexpr int kBM = 128;           // 2 warpgroups x 64 query groups
 constexpr int kBN = 128;           // key groups per tile
 constexpr int kBK = 64;            // 64 bf16 = 128 B = one swizzle atom row
-constexpr int kStages = 4;
+constexpr int kStages = 4;         // with a prefetch distance of 2
 constexpr int kThreads = 256;
 
 #ifdef XATTN_SM90A
@@ -164,32 +164,35 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
   const float scale2 = p.scale / static_cast<float>(S) * kLog2e;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
   for (int x = threadIdx.x; x < kBM * (kBN / 2); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
-  float acc[64];
+  float acc[64];  // the first k16 step of each tile overwrites it (scale-d 0)
 #pragma unroll
   for (int z = 0; z < 64; ++z) acc[z] = 0.f;
-  int first_chunk = 1;  // the first k16 step of a tile overwrites the accumulators
 
+  // Loads run kPrefetch chunks ahead; one wgmma group stays in flight. The stage refilled at
+  // iteration `it` was last read by wgmma(it - kPrefetch - ... ) which every warpgroup has
+  // waited for before the barrier of this iteration (wait_group 1 at it - 1 retires it - 2).
+  constexpr int kPrefetch = kStages - 2;
 #pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) load(st, st);
-  for (int it = 0; it < total; ++it) {
-    const int st = it % kStages;
-    cp_async_wait<kStages - 2>();
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();
-    load(it + kStages - 1, (it + kStages - 1) % kStages);
-    const uint32_t qa = smem_u32(sm.q[st]) + wg * 64 * 128, kb_addr = smem_u32(sm.k[st]);
+  for (int st = 0; st < kPrefetch; ++st) load(st, st);
+  for (int tile = 0; tile < n_tiles; ++tile) {
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+    for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
+      const int it = tile * chunks_per_tile + chunk;
+      const int st = it % kStages;
+      cp_async_wait<kPrefetch - 1>();  // chunk `it` has landed (for this thread)
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      __syncthreads();                 // ... for every thread
+      load(it + kPrefetch, (it + kPrefetch) % kStages);
+      const uint32_t qa = smem_u32(sm.q[st]) + wg * 64 * 128, kb_addr = smem_u32(sm.k[st]);
 #pragma unroll
-    for (int kk = 0; kk < kBK / 16; ++kk) {
-      wgmma<T>(acc, make_desc(qa + kk * 32), make_desc(kb_addr + kk * 32), first_chunk ? 0 : 1);
-      first_chunk = 0;
+      for (int kk = 0; kk < kBK / 16; ++kk)
+        wgmma<T>(acc, make_desc(qa + kk * 32), make_desc(kb_addr + kk * 32), (chunk == 0 && kk == 0) ? 0 : 1);
+      asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+      asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
     }
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 
-    if (it % chunks_per_tile != chunks_per_tile - 1) continue;
     // ---- epilogue of one 128 x 128 tile of logits ----
-    const int tile = it / chunks_per_tile;
     const int j0 = tile * kBN;
     auto logit = [&](int row, int j, float x) -> float {
       if (j >= j_end || row >= nq) return -INFINITY;
@@ -250,7 +253,6 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
       if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + kb_count + 2 * tile] = m_a;
       if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + kb_count + 2 * tile] = m_b;
     }
-    first_chunk = 1;
   }
   cp_async_wait<0>();
 
