@@ -5,7 +5,7 @@
 // reduction chunks of 64 head_dim values (128 B rows). Both operands sit in shared memory in
 // the canonical 128-byte-swizzled K-major layout (16-byte chunk c of row r stored at chunk
 // c ^ (r % 8); tile bases 1024-byte aligned), filled by cp.async from the strided gather and
-// read by wgmma.mma_async m64n128k16 through matrix descriptors (SBO = 1024 B between 8-row
+// read by wgmma.mma_async m64n256k16 through matrix descriptors (SBO = 1024 B between 8-row
 // groups; +32 B per k16 step inside the swizzle atom). cp.async writes are generic-proxy
 // writes, so each thread fences the async proxy before the barrier that precedes wgmma.
 // The accumulator layout per n8 chunk equals mma.sync's, so the epilogue is the same.
@@ -25,7 +25,9 @@ namespace {
 #endif
 
 constexpr int kBM = 128;           // 2 warpgroups x 64 query groups
-constexpr int kBN = 128;           // key groups per tile
+constexpr int kBN = 256;           // key groups per tile (m64n256k16)
+constexpr int kAcc = kBN / 2;      // accumulator floats per thread
+constexpr int kMinGroupsPerBlock = 4;  // block-sum buffer is kBN / 4 wide
 constexpr int kBK = 64;            // 64 bf16 = 128 B = one swizzle atom row
 constexpr int kStages = 4;         // with a prefetch distance of 2
 constexpr int kThreads = 256;
@@ -56,38 +58,38 @@ __device__ __forceinline__ uint64_t make_desc(uint32_t smem_addr) {
   return d;
 }
 
-__device__ __forceinline__ void wgmma_bf16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+__device__ __forceinline__ void wgmma_bf16(float (&d)[128], uint64_t desc_a, uint64_t desc_b, int accumulate) {
   asm volatile(
       "{\n"
       ".reg .pred p;\n"
-      "setp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
-      "%64, %65, p, 1, 1, 0, 0;\n"
+      "setp.ne.b32 p, %130, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, "
+      "%128, %129, p, 1, 1, 0, 0;\n"
       "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 }
-__device__ __forceinline__ void wgmma_f16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+__device__ __forceinline__ void wgmma_f16(float (&d)[128], uint64_t desc_a, uint64_t desc_b, int accumulate) {
   asm volatile(
       "{\n"
       ".reg .pred p;\n"
-      "setp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
-      "%64, %65, p, 1, 1, 0, 0;\n"
+      "setp.ne.b32 p, %130, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, "
+      "%128, %129, p, 1, 1, 0, 0;\n"
       "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 }
 template <typename T>
-__device__ __forceinline__ void wgmma(float (&d)[64], uint64_t a, uint64_t b, int acc);
+__device__ __forceinline__ void wgmma(float (&d)[kAcc], uint64_t a, uint64_t b, int acc);
 template <>
-__device__ __forceinline__ void wgmma<__nv_bfloat16>(float (&d)[64], uint64_t a, uint64_t b, int acc) {
+__device__ __forceinline__ void wgmma<__nv_bfloat16>(float (&d)[kAcc], uint64_t a, uint64_t b, int acc) {
   wgmma_bf16(d, a, b, acc);
 }
 template <>
-__device__ __forceinline__ void wgmma<__half>(float (&d)[64], uint64_t a, uint64_t b, int acc) {
+__device__ __forceinline__ void wgmma<__half>(float (&d)[kAcc], uint64_t a, uint64_t b, int acc) {
   wgmma_f16(d, a, b, acc);
 }
 #endif
@@ -95,7 +97,7 @@ __device__ __forceinline__ void wgmma<__half>(float (&d)[64], uint64_t a, uint64
 struct alignas(1024) Smem90 {
   uint16_t q[kStages][kBM * kBK];  // 16 KB per stage, swizzled rows of 128 B
   uint16_t k[kStages][kBN * kBK];
-  float acc[kBM][kBN / 2];         // one tile's block sums per row (groups per block >= 2)
+  float acc[kBM][kBN / kMinGroupsPerBlock];  // one tile's block sums per row
   float row_max[kBM];
   float row_sum[kBM];
 };
@@ -147,15 +149,19 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
       for (int v = 0; v < (kBM * kBK / 8) / kThreads; ++v) {
         const int idx = threadIdx.x + v * kThreads;
         const int r = idx / 8, cc = idx % 8;
-        const uint32_t dst = r * 128 + ((cc ^ (r & 7)) << 4);
         const int i = i0 + r;
         const int tok = i * S + S - 1 - t;
         const bool ok = i < nq && tok < p.q_len;
-        cp_async16(qs + dst, qbase + (ok ? tok * p.q_stride_l + d0 + cc * 8 : 0), ok);
+        cp_async16(qs + r * 128 + ((cc ^ (r & 7)) << 4), qbase + (ok ? tok * p.q_stride_l + d0 + cc * 8 : 0), ok);
+      }
+#pragma unroll
+      for (int v = 0; v < (kBN * kBK / 8) / kThreads; ++v) {
+        const int idx = threadIdx.x + v * kThreads;
+        const int r = idx / 8, cc = idx % 8;
         const int j = j0 + r;
         const int ktok = j * S + t;
         const bool kok = j < j_end && ktok < p.k_len;
-        cp_async16(ks + dst, kbase + (kok ? ktok * p.k_stride_l + d0 + cc * 8 : 0), kok);
+        cp_async16(ks + r * 128 + ((cc ^ (r & 7)) << 4), kbase + (kok ? ktok * p.k_stride_l + d0 + cc * 8 : 0), kok);
       }
     }
     cp_async_commit();
@@ -163,10 +169,10 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
 
   const float scale2 = p.scale / static_cast<float>(S) * kLog2e;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
-  for (int x = threadIdx.x; x < kBM * (kBN / 2); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
-  float acc[64];  // the first k16 step of each tile overwrites it (scale-d 0)
+  for (int x = threadIdx.x; x < kBM * (kBN / kMinGroupsPerBlock); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
+  float acc[kAcc];  // the first k16 step of each tile overwrites it (scale-d 0)
 #pragma unroll
-  for (int z = 0; z < 64; ++z) acc[z] = 0.f;
+  for (int z = 0; z < kAcc; ++z) acc[z] = 0.f;
 
   // Loads run kPrefetch chunks ahead; one wgmma group stays in flight. The stage refilled at
   // iteration `it` was last read by wgmma(it - kPrefetch - ... ) which every warpgroup has
@@ -192,7 +198,7 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 
-    // ---- epilogue of one 128 x 128 tile of logits ----
+    // ---- epilogue of one 128 x 256 tile of logits ----
     const int j0 = tile * kBN;
     auto logit = [&](int row, int j, float x) -> float {
       if (j >= j_end || row >= nq) return -INFINITY;
@@ -250,8 +256,8 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
     }
     if (c == 0) {
       // Running max after this tile, in the slot of its first 64-group sub-tile.
-      if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + kb_count + 2 * tile] = m_a;
-      if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + kb_count + 2 * tile] = m_b;
+      if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + kb_count + (kBN / 64) * tile] = m_a;
+      if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + kb_count + (kBN / 64) * tile] = m_b;
     }
   }
   cp_async_wait<0>();
@@ -274,7 +280,7 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
     const int qi = x / kb_done, J = x % kb_done;
     const int I = i0 / gpb + qi;
     if (I >= qb_count) continue;
-    const int slot = 2 * ((J * gpb) / kBN);
+    const int slot = (kBN / 64) * ((J * gpb) / kBN);
     float a = 0.f;
     for (int r = qi * gpb; r < (qi + 1) * gpb; ++r) {
       if (i0 + r >= nq || !(sm.row_sum[r] > 0.f)) continue;
@@ -301,8 +307,9 @@ cudaError_t launch_sm90(const ScoreParams& p, cudaStream_t stream) {
 
 }  // namespace
 
-// Needs 2 or more groups per block and 128 % groups-per-block == 0 (checked by the caller).
+// Needs 4 or more groups per block (checked by the caller).
 cudaError_t antidiagonal_scores_sm90(const ScoreParams& p, cudaStream_t stream) {
+  if (p.block_size / p.stride < kMinGroupsPerBlock) return cudaErrorInvalidValue;
   return p.dtype == DType::kBF16 ? launch_sm90<__nv_bfloat16>(p, stream) : launch_sm90<__half>(p, stream);
 }
 
