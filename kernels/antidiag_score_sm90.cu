@@ -26,7 +26,7 @@ namespace {
 
 constexpr int kBM = 128;           // 2 warpgroups x 64 query groups
 constexpr int kBN = 256;           // key groups per tile (m64n256k16)
-constexpr int kAcc = kBN / 2;      // accumulator floats per thread
+[[maybe_unused]] constexpr int kAcc = kBN / 2;  // accumulator floats per thread
 constexpr int kMinGroupsPerBlock = 4;  // block-sum buffer is kBN / 4 wide
 constexpr int kBK = 64;            // 64 bf16 = 128 B = one swizzle atom row
 constexpr int kStages = 4;         // with a prefetch distance of 2

@@ -1,6 +1,12 @@
 // CUDA kernels against the ATen reference (label gpu; skipped without a GPU).
 #include <gtest/gtest.h>
 
+#ifdef XATTN_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
 #include "core/attention/cuda_dispatch.h"
 #include "core/attention/synthetic.h"
 #include "core/attention/xattention.h"
@@ -130,3 +136,36 @@ TEST(XAttentionCuda, EstimateOnSyntheticVideoAgreesWithTheReference) {
   EXPECT_GE(agree, 0.995);
   EXPECT_NEAR(got.density(), ref.density(), 0.01);
 }
+
+
+#ifdef XATTN_WITH_CUDA
+// estimate() on the GPU makes no host round trip: it can be captured in a CUDA graph and
+// replayed on new inputs (copied into the captured input tensors).
+TEST(XAttentionCuda, EstimateIsCapturableInACudaGraph) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(33);
+  const auto opt = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  at::Tensor q = at::randn({2, 1500, 8, 128}, opt), k = at::randn({2, 1500, 4, 128}, opt);
+  XAttentionConfig cfg;
+  AttentionOptions o;
+  o.causal = true;
+  o.key_lengths = at::tensor(std::vector<int64_t>{1500, 1200}, at::TensorOptions().device(at::kCUDA));
+  estimate(q, k, cfg, o);  // warm-up outside capture (kernel attributes, allocator)
+  c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool();
+  c10::cuda::CUDAStreamGuard guard(stream);
+  at::cuda::CUDAGraph graph;
+  BlockMask captured;
+  graph.capture_begin();
+  captured = estimate(q, k, cfg, o);
+  graph.capture_end();
+  for (int round = 0; round < 2; ++round) {
+    q.copy_(at::randn(q.sizes(), opt).mul(2.0));
+    k.copy_(at::randn(k.sizes(), opt));
+    graph.replay();
+    const BlockMask fresh = estimate(q, k, cfg, o);
+    stream.synchronize();
+    EXPECT_TRUE(at::equal(captured.mask.cpu(), fresh.mask.cpu())) << "round " << round;
+    EXPECT_TRUE(at::equal(captured.indices.cpu(), fresh.indices.cpu())) << "round " << round;
+  }
+}
+#endif  // XATTN_WITH_CUDA
