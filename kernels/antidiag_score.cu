@@ -85,7 +85,9 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
   Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
   const int S = p.stride;
   const int nq = (p.q_len + S - 1) / S;
-  const int i0 = blockIdx.x * kBM;
+  // Causal rows grow longer with i: launch the last (longest) row tiles first so that the
+  // short ones fill the tail of the grid.
+  const int i0 = (p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * kBM;
   if (i0 >= nq) return;
   const int h = blockIdx.y, b = blockIdx.z;
   const int hk = h / (p.q_heads / p.kv_heads);

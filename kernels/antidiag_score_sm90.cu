@@ -110,7 +110,9 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
   Smem90& sm = *reinterpret_cast<Smem90*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   const int S = p.stride;
   const int nq = (p.q_len + S - 1) / S;
-  const int i0 = blockIdx.x * kBM;
+  // Causal rows grow longer with i: launch the last (longest) row tiles first so that the
+  // short ones fill the tail of the grid.
+  const int i0 = (p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * kBM;
   if (i0 >= nq) return;
   const int h = blockIdx.y, b = blockIdx.z;
   const int hk = h / (p.q_heads / p.kv_heads);
