@@ -1,8 +1,11 @@
 // Block selection on the GPU: one CTA per (batch, head, query block) row. The row's key
 // blocks are ordered as the reference orders them (forced first, then by score, blocks that
-// cannot be computed last; ties by index, like a stable sort) with a bitonic sort in shared
-// memory, prefix sums give the mass kept before each candidate, and the kept set is written
-// as a bool mask and as ascending index lists. No host round trip; graph-capturable.
+// cannot be computed last; ties by index, like a stable sort) with CUB's block radix sort,
+// prefix sums give the mass kept before each candidate, and the kept set is written as a
+// bool mask and as ascending index lists. No host round trip; graph-capturable.
+#include <cub/block/block_radix_sort.cuh>
+#include <cub/block/block_scan.cuh>
+
 #include <cmath>
 
 #include "kernels/xattn_kernels.h"
@@ -12,56 +15,21 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Exclusive prefix sum over `n` values held in shared memory `v` (in place), returns the total.
-template <typename V>
-__device__ V block_exclusive_scan(V* v, int n, V* warp_sums) {
-  const int per = (n + kThreads - 1) / kThreads;
-  const int lo = min(static_cast<int>(threadIdx.x) * per, n), hi = min(lo + per, n);
-  V local = 0;
-  for (int x = lo; x < hi; ++x) local += v[x];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  V inc = local;
-#pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    const V y = __shfl_up_sync(0xffffffffu, inc, o);
-    if (lane >= o) inc += y;
-  }
-  if (lane == 31) warp_sums[warp] = inc;
-  __syncthreads();
-  if (warp == 0) {
-    V w = lane < kThreads / 32 ? warp_sums[lane] : V(0);
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const V y = __shfl_up_sync(0xffffffffu, w, o);
-      if (lane >= o) w += y;
-    }
-    if (lane < kThreads / 32) warp_sums[lane] = w;  // inclusive over warps
-  }
-  __syncthreads();
-  const V total = warp_sums[kThreads / 32 - 1];
-  V run = (warp > 0 ? warp_sums[warp - 1] : V(0)) + inc - local;
-  for (int x = lo; x < hi; ++x) {
-    const V cur = v[x];
-    v[x] = run;
-    run += cur;
-  }
-  __syncthreads();
-  return total;
-}
-
-// True when (ka, ia) comes before (kb, ib): larger key first, ties by smaller index.
-__device__ __forceinline__ bool before(float ka, int ia, float kb, int ib) {
-  return ka > kb || (ka == kb && static_cast<unsigned>(ia) < static_cast<unsigned>(ib));
-}
-
-__global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p, int padded) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  float* key = reinterpret_cast<float*>(smem_raw);     // [padded]
-  int* idx = reinterpret_cast<int*>(key + padded);     // [padded]
-  float* mass = reinterpret_cast<float*>(idx + padded);// [padded]
-  int* flag = reinterpret_cast<int*>(mass + padded);   // [padded] by key block
-  __shared__ float fsums[kThreads / 32];
-  __shared__ int isums[kThreads / 32];
+// One CTA per row; each thread holds IPT key blocks. CUB's block radix sort is stable, so
+// equal keys keep ascending block order, as the reference's stable sort does.
+template <int IPT>
+__global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p) {
+  using Sort = cub::BlockRadixSort<float, kThreads, IPT, int>;
+  using ScanF = cub::BlockScan<float, kThreads>;
+  using ScanI = cub::BlockScan<int, kThreads>;
+  __shared__ union {
+    typename Sort::TempStorage sort;
+    struct {
+      typename ScanF::TempStorage scan_f;
+      typename ScanI::TempStorage scan_i;
+      int flag[kThreads * IPT];  // kept flag by key block
+    } post;
+  } tmp;
 
   const int I = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int bs = p.block_size;
@@ -72,81 +40,72 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p, 
   const int64_t row = (static_cast<int64_t>(b) * p.heads + h) * qb + I;
   const float* s = p.scores + row * kb;
 
-  auto allowed = [&](int J) { return J * bs < len && (!p.causal || J * bs <= last_q); };
+  auto allowed = [&](int J) { return J >= 0 && J < kb && J * bs < len && (!p.causal || J * bs <= last_q); };
   auto forced = [&](int J) {
     if (!p.causal || !allowed(J)) return false;
     return (p.force_sink && J == 0) || (p.force_diagonal && J >= first_q / bs && J <= last_q / bs);
   };
-  for (int J = threadIdx.x; J < padded; J += kThreads) {
-    if (J < kb) {
-      key[J] = forced(J) ? INFINITY : (allowed(J) ? fmaxf(s[J], 0.f) : -1.f);
-      idx[J] = J;
-    } else {
-      key[J] = -2.f;
-      idx[J] = -1;
-    }
+  // Order: forced first, then by score, blocks that cannot be computed last, padding after.
+  float key[IPT];
+  int idx[IPT];
+#pragma unroll
+  for (int i = 0; i < IPT; ++i) {
+    const int J = threadIdx.x * IPT + i;
+    idx[i] = J < kb ? J : -1;
+    key[i] = J >= kb ? -2.f : forced(J) ? INFINITY : allowed(J) ? fmaxf(s[J], 0.f) + 0.f : -1.f;  // +0.f: no -0
   }
+  Sort(tmp.sort).SortDescending(key, idx);  // blocked: thread t holds positions t*IPT ...
+  __syncthreads();                          // the sort's storage is reused below
+
+  float mass[IPT], before[IPT];
+  int ok[IPT], dummy[IPT];
+#pragma unroll
+  for (int i = 0; i < IPT; ++i) {
+    ok[i] = allowed(idx[i]) ? 1 : 0;
+    mass[i] = ok[i] ? fmaxf(s[idx[i]], 0.f) : 0.f;
+  }
+  int n_allowed = 0;
+  ScanI(tmp.post.scan_i).ExclusiveSum(ok, dummy, n_allowed);
+  float total = 0.f;
+  ScanF(tmp.post.scan_f).ExclusiveSum(mass, before, total);  // mass kept before each position
+#pragma unroll
+  for (int i = 0; i < IPT; ++i) tmp.post.flag[threadIdx.x * IPT + i] = 0;
   __syncthreads();
-  // Bitonic sort, descending by (key, -index).
-  for (int size = 2; size <= padded; size <<= 1) {
-    for (int stride = size >> 1; stride > 0; stride >>= 1) {
-      for (int x = threadIdx.x; x < padded; x += kThreads) {
-        const int y = x ^ stride;
-        if (y > x) {
-          const bool first_half = (x & size) == 0;
-          const bool x_first = before(key[x], idx[x], key[y], idx[y]);
-          if (first_half != x_first) {
-            const float tk = key[x];
-            key[x] = key[y];
-            key[y] = tk;
-            const int ti = idx[x];
-            idx[x] = idx[y];
-            idx[y] = ti;
-          }
-        }
-      }
-      __syncthreads();
-    }
-  }
-  // Mass in sorted order; number of computable blocks.
-  for (int x = threadIdx.x; x < padded; x += kThreads) {
-    const int J = idx[x];
-    mass[x] = (J >= 0 && allowed(J)) ? fmaxf(s[J], 0.f) : 0.f;
-    flag[x] = (J >= 0 && allowed(J)) ? 1 : 0;
-  }
-  __syncthreads();
-  const int n_allowed = block_exclusive_scan<int>(flag, padded, isums);
-  const float total = block_exclusive_scan<float>(mass, padded, fsums);  // mass[x] = mass before x
+
   const float tau = p.head_threshold ? p.head_threshold[h] : p.threshold;
-  int limit = padded;
+  int limit = kThreads * IPT;
   if (p.selection == Selection::kTopK) limit = p.top_k;
   if (p.selection == Selection::kTopRatio) limit = max(1, static_cast<int>(ceilf(p.top_ratio * n_allowed)));
-  // Keep decisions in sorted order; idx[x] becomes the kept block or -1.
-  for (int x = threadIdx.x; x < padded; x += kThreads) {
-    const int J = idx[x];
+#pragma unroll
+  for (int i = 0; i < IPT; ++i) {
+    const int pos = threadIdx.x * IPT + i;
+    const int J = idx[i];
     bool keep = false;
-    if (J >= 0 && allowed(J)) {
-      if (key[x] == INFINITY) {
+    if (ok[i]) {
+      if (key[i] == INFINITY) {
         keep = true;  // forced
       } else if (p.selection == Selection::kThreshold) {
-        keep = mass[x] < tau * total || tau >= 1.f || (!p.causal && x == 0);
+        keep = before[i] < tau * total || tau >= 1.f || (!p.causal && pos == 0);
       } else {
-        keep = x < limit;
+        keep = pos < limit;
       }
     }
-    idx[x] = keep ? J : -1;
+    if (J >= 0) {
+      tmp.post.flag[J] = keep ? 1 : 0;
+      p.mask[row * kb + J] = keep;
+    }
   }
-  for (int x = threadIdx.x; x < padded; x += kThreads) flag[x] = 0;
   __syncthreads();
-  for (int x = threadIdx.x; x < padded; x += kThreads)
-    if (idx[x] >= 0) flag[idx[x]] = 1;
-  __syncthreads();
-  for (int J = threadIdx.x; J < kb; J += kThreads) p.mask[row * kb + J] = flag[J] != 0;
-  // Ascending compact list: rank of each kept block among kept blocks.
-  const int kept = block_exclusive_scan<int>(flag, padded, isums);  // flag[J] = kept blocks before J
-  for (int J = threadIdx.x; J < kb; J += kThreads) {
-    const bool k = (J + 1 < padded ? flag[J + 1] : kept) != flag[J];
-    if (k) p.indices[row * kb + flag[J]] = J;
+  // Ascending compact list: rank of each kept block among the kept blocks.
+  int f[IPT], rank[IPT];
+#pragma unroll
+  for (int i = 0; i < IPT; ++i) f[i] = tmp.post.flag[threadIdx.x * IPT + i];
+  int kept = 0;
+  ScanI(tmp.post.scan_i).ExclusiveSum(f, rank, kept);
+#pragma unroll
+  for (int i = 0; i < IPT; ++i) {
+    const int J = threadIdx.x * IPT + i;
+    if (J < kb && f[i]) p.indices[row * kb + rank[i]] = J;
   }
   for (int x = kept + threadIdx.x; x < kb; x += kThreads) p.indices[row * kb + x] = -1;
   if (threadIdx.x == 0) {
@@ -156,6 +115,13 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p, 
   }
 }
 
+template <int IPT>
+cudaError_t launch(const SelectParams& p, cudaStream_t stream) {
+  dim3 grid((p.q_len + p.block_size - 1) / p.block_size, p.heads, p.batch);
+  select_kernel<IPT><<<grid, kThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
 }  // namespace
 
 cudaError_t select_blocks(const SelectParams& p, cudaStream_t stream) {
@@ -163,14 +129,11 @@ cudaError_t select_blocks(const SelectParams& p, cudaStream_t stream) {
   if (p.batch <= 0 || p.heads <= 0 || p.q_len <= 0 || p.k_len <= 0 || p.block_size <= 0) return cudaErrorInvalidValue;
   const int kb = (p.k_len + p.block_size - 1) / p.block_size;
   if (kb > kMaxSelectBlocks) return cudaErrorInvalidValue;
-  int padded = 1;
-  while (padded < kb) padded <<= 1;
-  const size_t smem = static_cast<size_t>(padded) * 16;
-  cudaError_t e = cudaFuncSetAttribute(select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  if (e != cudaSuccess) return e;
-  dim3 grid((p.q_len + p.block_size - 1) / p.block_size, p.heads, p.batch);
-  select_kernel<<<grid, kThreads, smem, stream>>>(p, padded);
-  return cudaGetLastError();
+  if (kb <= kThreads) return launch<1>(p, stream);
+  if (kb <= 2 * kThreads) return launch<2>(p, stream);
+  if (kb <= 4 * kThreads) return launch<4>(p, stream);
+  if (kb <= 8 * kThreads) return launch<8>(p, stream);
+  return launch<16>(p, stream);
 }
 
 }  // namespace xattn::kernels
