@@ -64,9 +64,9 @@ int run_proxy_cmd(const std::vector<std::string>& args) {
   ProgressBar bar(std::cerr, isatty(2) != 0);
   bar.set_cancel_flag(&g_interrupted);
   std::signal(SIGINT, on_sigint);
-  const eval::Table t = eval::run_proxy(cfg, bar.callback());
-  std::string text = t.render(format);
-  if (head_kinds) text += (format == "md" ? "\n" : "") + eval::run_proxy_head_kinds(cfg, bar.callback()).render(format);
+  const eval::ProxyResult r = eval::run_proxy(cfg, bar.callback());
+  std::string text = r.estimators.render(format);
+  if (head_kinds) text += (format == "md" ? "\n" : "") + r.head_kinds.render(format);
   emit(text, out_file);
   return 0;
 }

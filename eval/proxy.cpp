@@ -67,17 +67,24 @@ at::Tensor pooled_scores(const att::BlockMask& like, const syn::Workload& w, int
 
 }  // namespace
 
-Table run_proxy(const ProxyConfig& c, const ProgressCallback& progress) {
+ProxyResult run_proxy(const ProxyConfig& c, const ProgressCallback& progress) {
   auto ws = workloads(c);
   const char* methods[] = {"antidiagonal", "diagonal", "mean-pooled", "random", "exact (oracle)"};
   Progress prog(progress, "proxy", static_cast<int64_t>(ws.size() * 5), "estimator");
-  Table t;
+  ProxyResult res;
+  Table& t = res.estimators;
   t.add_column("workload", false);
   t.add_column("tokens", true);
   t.add_column("method", false);
   t.add_column("density", true);
   t.add_column("mass recall", true);
   t.add_column("rel L2 error", true);
+  Table& hk = res.head_kinds;
+  hk.add_column("workload", false);
+  hk.add_column("head kind", false);
+  hk.add_column("heads", true);
+  hk.add_column("density", true);
+  hk.add_column("mass recall", true);
   int64_t done = 0;
   for (const Setup& s : ws) {
     const syn::Workload& w = s.w;
@@ -119,48 +126,25 @@ Table run_proxy(const ProxyConfig& c, const ProgressCallback& progress) {
                         fmt(syn::mass_recall(mask, exact).overall, 4), fmt(syn::relative_l2(out, dense), 4)});
       prog.update(++done, w.name + " " + name);
     }
-  }
-  prog.finish();
-  return t;
-}
-
-Table run_proxy_head_kinds(const ProxyConfig& c, const ProgressCallback& progress) {
-  auto ws = workloads(c);
-  Progress prog(progress, "head kinds", static_cast<int64_t>(ws.size()), "workload");
-  Table t;
-  t.add_column("workload", false);
-  t.add_column("head kind", false);
-  t.add_column("heads", true);
-  t.add_column("density", true);
-  t.add_column("mass recall", true);
-  int64_t done = 0;
-  for (const Setup& s : ws) {
-    const syn::Workload& w = s.w;
-    att::XAttentionConfig xc;
-    xc.stride = c.stride;
-    xc.block_size = s.block;
-    xc.threshold = c.threshold;
-    const att::BlockMask m = att::estimate(w.q, w.k, xc, w.opts);
-    const at::Tensor exact = syn::exact_block_mass(w.q, w.k, s.block, w.opts);
-    const at::Tensor dens = m.density_per_head();
-    const at::Tensor rec = syn::mass_recall(m, exact).per_head;
+    // XAttention's own selection per head kind.
+    const at::Tensor dens = ref_mask.density_per_head();
+    const syn::Recall rec = syn::mass_recall(ref_mask, exact);
     std::map<std::string, std::vector<int64_t>> by_kind;
     for (size_t h = 0; h < w.head_kinds.size(); ++h) by_kind[w.head_kinds[h]].push_back(static_cast<int64_t>(h));
     for (const auto& kv : by_kind) {
       double d = 0, r = 0;
       for (int64_t h : kv.second) {
         d += dens[h].item<double>();
-        r += rec[h].item<double>();
+        r += rec.per_head[h].item<double>();
       }
       const double n = static_cast<double>(kv.second.size());
-      t.rows.push_back({w.name, kv.first, std::to_string(kv.second.size()), fmt(d / n, 4), fmt(r / n, 4)});
+      hk.rows.push_back({w.name, kv.first, std::to_string(kv.second.size()), fmt(d / n, 4), fmt(r / n, 4)});
     }
-    t.rows.push_back({w.name, "all", std::to_string(w.head_kinds.size()), fmt(m.density(), 4),
-                      fmt(syn::mass_recall(m, exact).overall, 4)});
-    prog.update(++done, w.name);
+    hk.rows.push_back({w.name, "all", std::to_string(w.head_kinds.size()), fmt(ref_mask.density(), 4),
+                       fmt(rec.overall, 4)});
   }
   prog.finish();
-  return t;
+  return res;
 }
 
 }  // namespace xattn::eval

@@ -20,10 +20,10 @@ struct ProxyConfig {
   uint64_t seed = 0;
 };
 
-// Rows: workload, method, density, mass recall, relative L2 error.
-Table run_proxy(const ProxyConfig& cfg, const ProgressCallback& progress = {});
-
-// Density and recall of XAttention's own selection per head kind, per workload.
-Table run_proxy_head_kinds(const ProxyConfig& cfg, const ProgressCallback& progress = {});
+struct ProxyResult {
+  Table estimators;  // workload, method, density, mass recall, relative L2 error
+  Table head_kinds;  // XAttention's own selection: density and recall per head kind
+};
+ProxyResult run_proxy(const ProxyConfig& cfg, const ProgressCallback& progress = {});
 
 }  // namespace xattn::eval

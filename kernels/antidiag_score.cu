@@ -83,33 +83,18 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
-  const int S = p.stride;
-  const int nq = (p.q_len + S - 1) / S;
-  // Causal rows grow longer with i: launch the last (longest) row tiles first so that the
-  // short ones fill the tail of the grid.
-  const int i0 = (p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * kBM;
-  if (i0 >= nq) return;
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int hk = h / (p.q_heads / p.kv_heads);
-  const int len = p.key_lengths ? min(max(p.key_lengths[b], 0), p.k_len) : p.k_len;
-  const int off = p.causal ? p.k_len - p.q_len : 0;
-  const int gpb = p.block_size / S;
-  const int qb_count = (p.q_len + p.block_size - 1) / p.block_size;
-  const int kb_count = (p.k_len + p.block_size - 1) / p.block_size;
-  // Key groups holding at least one valid key, and the causal limit of the CTA's last row.
-  int j_end = (len + S - 1) / S;
-  if (p.causal) {
-    const int i_last = min(i0 + kBM, nq) - 1;
-    j_end = min(j_end, (i_last * S + off + S - 1) / S + 1);
-  }
+  ScoreTile tile_geo;
+  if (!score_tile_setup<kBM>(p, tile_geo)) return;
+  const int S = tile_geo.S, nq = tile_geo.nq, i0 = tile_geo.i0, h = tile_geo.h, b = tile_geo.b, hk = tile_geo.hk;
+  const int off = tile_geo.off, gpb = tile_geo.gpb, kb_count = tile_geo.kb_count, j_end = tile_geo.j_end;
+  const int64_t ws_row = tile_geo.ws_row;
+  float* ws = tile_geo.ws;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, c = lane % 4;
   // This thread's four rows within the CTA: warp*32 + 16*ms + 8*hh + g for ms, hh in {0, 1}.
   int rloc[4];
 #pragma unroll
   for (int rr = 0; rr < 4; ++rr) rloc[rr] = warp * 32 + 16 * (rr / 2) + 8 * (rr % 2) + g;
-  const int64_t ws_row = score_ws_row_floats(p.k_len, S, p.block_size);
-  float* ws = static_cast<float*>(p.workspace) + (static_cast<int64_t>(b) * p.q_heads + h) * nq * ws_row;
 
   const T* qbase = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
   const T* kbase = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
@@ -273,23 +258,7 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const ScoreParams p) {
     }
   }
   __syncthreads();
-  // A[I, J] = sum over the block's rows of sum_iJ * exp2(max_after_tile - max_i) / sum_i.
-  const int kb_done = min(kb_count, n_tiles * (kBN / gpb));
-  const int nqb = kBM / gpb;
-  for (int x = threadIdx.x; x < nqb * kb_done; x += kThreads) {
-    const int qi = x / kb_done, J = x % kb_done;
-    const int I = i0 / gpb + qi;
-    if (I >= qb_count) continue;
-    const int tile = (J * gpb) / kBN;
-    float a = 0.f;
-    for (int r = qi * gpb; r < (qi + 1) * gpb; ++r) {
-      if (i0 + r >= nq || !(sm.row_sum[r] > 0.f)) continue;
-      const float* w = ws + static_cast<int64_t>(i0 + r) * ws_row;
-      const float v = w[J];
-      if (v != 0.f) a += v * exp2f(w[kb_count + tile] - sm.row_max[r]) / sm.row_sum[r];
-    }
-    p.scores[((static_cast<int64_t>(b) * p.q_heads + h) * qb_count + I) * kb_count + J] = a;
-  }
+  score_finalize<kBM, kBN>(p, tile_geo, n_tiles, sm.row_max, sm.row_sum);
 }
 
 template <typename T>

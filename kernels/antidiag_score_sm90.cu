@@ -108,31 +108,17 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   // The dynamic shared window is 1024-byte aligned in practice; align explicitly anyway.
   Smem90& sm = *reinterpret_cast<Smem90*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
-  const int S = p.stride;
-  const int nq = (p.q_len + S - 1) / S;
-  // Causal rows grow longer with i: launch the last (longest) row tiles first so that the
-  // short ones fill the tail of the grid.
-  const int i0 = (p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * kBM;
-  if (i0 >= nq) return;
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int hk = h / (p.q_heads / p.kv_heads);
-  const int len = p.key_lengths ? min(max(p.key_lengths[b], 0), p.k_len) : p.k_len;
-  const int off = p.causal ? p.k_len - p.q_len : 0;
-  const int gpb = p.block_size / S;
-  const int qb_count = (p.q_len + p.block_size - 1) / p.block_size;
-  const int kb_count = (p.k_len + p.block_size - 1) / p.block_size;
-  int j_end = (len + S - 1) / S;
-  if (p.causal) {
-    const int i_last = min(i0 + kBM, nq) - 1;
-    j_end = min(j_end, (i_last * S + off + S - 1) / S + 1);
-  }
+  ScoreTile tile_geo;
+  if (!score_tile_setup<kBM>(p, tile_geo)) return;
+  const int S = tile_geo.S, nq = tile_geo.nq, i0 = tile_geo.i0, h = tile_geo.h, b = tile_geo.b, hk = tile_geo.hk;
+  const int off = tile_geo.off, gpb = tile_geo.gpb, kb_count = tile_geo.kb_count, j_end = tile_geo.j_end;
+  const int64_t ws_row = tile_geo.ws_row;
+  float* ws = tile_geo.ws;
   const int wg = threadIdx.x / 128;
   const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, c = lane % 4;
   const int ra = wg * 64 + warp * 16 + g, rb = ra + 8;
   const int row_a = i0 + ra, row_b = i0 + rb;
-  const int64_t ws_row = score_ws_row_floats(p.k_len, S, p.block_size);
-  float* ws = static_cast<float*>(p.workspace) + (static_cast<int64_t>(b) * p.q_heads + h) * nq * ws_row;
 
   const T* qbase = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
   const T* kbase = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
@@ -276,22 +262,7 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
     sm.row_sum[rb] = l_b;
   }
   __syncthreads();
-  const int kb_done = min(kb_count, n_tiles * (kBN / gpb));
-  const int nqb = kBM / gpb;
-  for (int x = threadIdx.x; x < nqb * kb_done; x += kThreads) {
-    const int qi = x / kb_done, J = x % kb_done;
-    const int I = i0 / gpb + qi;
-    if (I >= qb_count) continue;
-    const int slot = (kBN / 64) * ((J * gpb) / kBN);
-    float a = 0.f;
-    for (int r = qi * gpb; r < (qi + 1) * gpb; ++r) {
-      if (i0 + r >= nq || !(sm.row_sum[r] > 0.f)) continue;
-      const float* w = ws + static_cast<int64_t>(i0 + r) * ws_row;
-      const float v = w[J];
-      if (v != 0.f) a += v * exp2f(w[kb_count + slot] - sm.row_max[r]) / sm.row_sum[r];
-    }
-    p.scores[((static_cast<int64_t>(b) * p.q_heads + h) * qb_count + I) * kb_count + J] = a;
-  }
+  score_finalize<kBM, kBN>(p, tile_geo, n_tiles, sm.row_max, sm.row_sum);
 #endif
 }
 

@@ -1,16 +1,77 @@
-// Shared by the scoring kernels: the workspace row layout.
+// Shared by the scoring kernels (antidiag_score.cu: mma.sync, antidiag_score_sm90.cu: wgmma):
+// the workspace layout, the geometry of one CTA's rows, and the final per-block reduction.
 #pragma once
 
 #include <cstdint>
 
+#include "kernels/xattn_kernels.h"
+
 namespace xattn::kernels {
 
 // Workspace floats per (batch, head, query group): Kb block sums, then one running-max slot
-// per 64 key groups (kernels with 128-wide tiles use every other slot).
+// per 64 key groups (kernels with wider tiles use every (width/64)-th slot).
 __host__ __device__ inline int64_t score_ws_row_floats(int k_len, int stride, int block_size) {
   const int nk = (k_len + stride - 1) / stride;
   const int kb = (k_len + block_size - 1) / block_size;
   return kb + (nk + 63) / 64 + 1;
+}
+
+// What one CTA (kBM query groups of one head) needs to know about its rows.
+struct ScoreTile {
+  int S = 0, nq = 0, i0 = 0, h = 0, b = 0, hk = 0, off = 0, gpb = 0, qb_count = 0, kb_count = 0;
+  int j_end = 0;  // key groups [0, j_end) hold a valid key for at least one of the CTA's rows
+  int64_t ws_row = 0;
+  float* ws = nullptr;  // this (batch, head)'s workspace
+};
+
+// Returns false when the CTA has no rows. Causal rows grow longer with i, so the last (longest)
+// row tiles are launched first and the short ones fill the tail of the grid.
+template <int kBM>
+__device__ inline bool score_tile_setup(const ScoreParams& p, ScoreTile& t) {
+  t.S = p.stride;
+  t.nq = (p.q_len + t.S - 1) / t.S;
+  t.i0 = (p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * kBM;
+  if (t.i0 >= t.nq) return false;
+  t.h = blockIdx.y;
+  t.b = blockIdx.z;
+  t.hk = t.h / (p.q_heads / p.kv_heads);
+  const int len = p.key_lengths ? min(max(p.key_lengths[t.b], 0), p.k_len) : p.k_len;
+  t.off = p.causal ? p.k_len - p.q_len : 0;
+  t.gpb = p.block_size / t.S;
+  t.qb_count = (p.q_len + p.block_size - 1) / p.block_size;
+  t.kb_count = (p.k_len + p.block_size - 1) / p.block_size;
+  t.j_end = (len + t.S - 1) / t.S;
+  if (p.causal) {
+    const int i_last = min(t.i0 + kBM, t.nq) - 1;
+    t.j_end = min(t.j_end, (i_last * t.S + t.off + t.S - 1) / t.S + 1);
+  }
+  t.ws_row = score_ws_row_floats(p.k_len, t.S, p.block_size);
+  t.ws = static_cast<float*>(p.workspace) + (static_cast<int64_t>(t.b) * p.q_heads + t.h) * t.nq * t.ws_row;
+  return true;
+}
+
+// A[I, J] = sum over the block's rows of sum_iJ * exp2(max_after_tile - max_i) / sum_i, from the
+// workspace written tile by tile (kTileGroups key groups per tile) and each row's final max and
+// sum (shared memory). Call after a barrier; all threads of the CTA take part.
+template <int kBM, int kTileGroups>
+__device__ inline void score_finalize(const ScoreParams& p, const ScoreTile& t, int n_tiles, const float* row_max,
+                                      const float* row_sum) {
+  const int kb_done = min(t.kb_count, n_tiles * (kTileGroups / t.gpb));
+  const int nqb = kBM / t.gpb;
+  for (int x = threadIdx.x; x < nqb * kb_done; x += blockDim.x) {
+    const int qi = x / kb_done, J = x % kb_done;
+    const int I = t.i0 / t.gpb + qi;
+    if (I >= t.qb_count) continue;
+    const int slot = (kTileGroups / 64) * ((J * t.gpb) / kTileGroups);
+    float a = 0.f;
+    for (int r = qi * t.gpb; r < (qi + 1) * t.gpb; ++r) {
+      if (t.i0 + r >= t.nq || !(row_sum[r] > 0.f)) continue;
+      const float* w = t.ws + static_cast<int64_t>(t.i0 + r) * t.ws_row;
+      const float v = w[J];
+      if (v != 0.f) a += v * exp2f(w[t.kb_count + slot] - row_max[r]) / row_sum[r];
+    }
+    p.scores[((static_cast<int64_t>(t.b) * p.q_heads + t.h) * t.qb_count + I) * t.kb_count + J] = a;
+  }
 }
 
 }  // namespace xattn::kernels

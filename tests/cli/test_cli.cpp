@@ -76,3 +76,20 @@ TEST(Cli, UsageErrorsExitTwoWithAMessage) {
   const Result e = run("--frobnicate");
   EXPECT_EQ(e.code, 2);
 }
+
+// The proxy study runs end to end and its table says something true about the estimators.
+TEST(Cli, BenchProxyJsonRanksAntidiagonalAboveRandomOnVideo) {
+  const Result r = run("bench proxy -o json");
+  ASSERT_EQ(r.code, 0) << r.all;
+  const auto rows = nlohmann::json::parse(r.out);
+  ASSERT_EQ(rows.size(), 15u);
+  double anti = -1, rnd = -1;
+  for (const auto& row : rows) {
+    if (row["workload"].get<std::string>().rfind("video", 0) != 0) continue;
+    if (row["method"] == "antidiagonal") anti = row["mass recall"].get<double>();
+    if (row["method"] == "random") rnd = row["mass recall"].get<double>();
+  }
+  EXPECT_GT(anti, rnd + 0.1);
+  EXPECT_EQ(run("bench proxy -o xml").code, 2);
+  EXPECT_EQ(run("bench nosuch").code, 2);
+}

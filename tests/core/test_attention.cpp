@@ -6,8 +6,11 @@
 
 #include "core/attention/xattention.h"
 #include "core/error.h"
+#include "tests/test_util.h"
 
 using namespace xattn::attention;
+
+using xattn::testing::error_of;
 
 namespace {
 
@@ -17,14 +20,6 @@ at::Tensor rnd(std::vector<int64_t> shape, at::ScalarType t = at::kDouble) {
   return at::randn(shape, at::TensorOptions().dtype(at::kDouble)).to(t);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const xattn::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 // Antidiagonal block scores by explicit loops (spec §1), fp64.
 at::Tensor naive_scores(const at::Tensor& q, const at::Tensor& k, int64_t S, int64_t bs, bool causal,

@@ -6,8 +6,11 @@
 #include <vector>
 
 #include "core/config/config.h"
+#include "tests/test_util.h"
 
 namespace cfg = xattn::config;
+
+using xattn::testing::error_of;
 
 namespace {
 
@@ -46,14 +49,6 @@ struct Outer {
   std::string check() const { return lo <= hi ? "" : "lo must not exceed hi"; }
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const xattn::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 }  // namespace
 

@@ -5,19 +5,14 @@
 
 #include "core/error.h"
 #include "core/safetensors/safetensors.h"
+#include "tests/test_util.h"
 
 namespace st = xattn::safetensors;
 
+using xattn::testing::error_of;
+
 namespace {
 std::string tmp(const std::string& name) { return std::string(XATTN_TEST_TMPDIR) + "/" + name; }
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const xattn::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 }  // namespace
 
 TEST(Safetensors, SaveLoadIsBitExactForEveryTorchDType) {
