@@ -59,4 +59,28 @@ cudaError_t select_blocks(const SelectParams& p, cudaStream_t stream);
 // Largest Kb the selection kernel handles.
 constexpr int kMaxSelectBlocks = 4096;
 
+// Block-sparse flash attention, forward. q/o [B, Lq, Hq, D], k/v [B, Lk, Hkv, D] (any strides in
+// elements, multiples of 8, contiguous head_dim of 64 or 128); indices/counts as SelectParams
+// writes them (block 128). o is written for every row (zeros for rows with no kept block); lse
+// (optional, fp32 [B, Hq, Lq], natural log) is -inf for those rows.
+struct AttentionParams {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  void* o = nullptr;
+  float* lse = nullptr;
+  const int32_t* indices = nullptr;  // [B, Hq, Qb, Kb]
+  const int32_t* counts = nullptr;   // [B, Hq, Qb]
+  const int32_t* key_lengths = nullptr;
+  int64_t q_stride_b = 0, q_stride_l = 0, q_stride_h = 0;
+  int64_t k_stride_b = 0, k_stride_l = 0, k_stride_h = 0;
+  int64_t v_stride_b = 0, v_stride_l = 0, v_stride_h = 0;
+  int64_t o_stride_b = 0, o_stride_l = 0, o_stride_h = 0;
+  int batch = 0, q_len = 0, k_len = 0, q_heads = 0, kv_heads = 0, head_dim = 128, block_size = 128;
+  bool causal = false;
+  float scale = 0.f;
+  DType dtype = DType::kBF16;
+};
+cudaError_t block_sparse_attention(const AttentionParams& p, cudaStream_t stream);
+
 }  // namespace xattn::kernels

@@ -116,4 +116,50 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
   return m;
 }
 
+bool supports_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlockMask& mask,
+                        std::string* why) {
+  auto no = [why](const std::string& w) {
+    if (why) *why = w;
+    return false;
+  };
+  if (!q.is_cuda() || !k.is_cuda() || !v.is_cuda()) return no("tensors are not on a CUDA device");
+  if (q.scalar_type() != at::kBFloat16 && q.scalar_type() != at::kHalf) return no("dtype must be bf16 or fp16");
+  if (q.dim() != 4 || (q.size(3) != 64 && q.size(3) != 128) || v.size(3) != q.size(3))
+    return no("head_dim must be 64 or 128 (and equal for q and v)");
+  if (mask.block_size != 128) return no("the attention kernel takes 128-token blocks");
+  if (!mask.indices.defined() || !mask.counts.defined()) return no("the mask has no index lists");
+  return true;
+}
+
+AttentionOutput block_sparse_attention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+                                       const BlockMask& mask, const AttentionOptions& opts, bool return_lse) {
+  const at::Tensor q = vector_friendly(q_in), k = vector_friendly(k_in), v = vector_friendly(v_in);
+  const int64_t B = q.size(0), Lq = q.size(1), H = q.size(2), D = q.size(3), Lk = k.size(1);
+  AttentionOutput out;
+  out.out = at::empty({B, Lq, H, D}, q.options());
+  if (return_lse) out.lse = at::empty({B, H, Lq}, q.options().dtype(at::kFloat));
+  const at::Tensor idx = mask.indices.to(q.device(), at::kInt).contiguous();
+  const at::Tensor cnt = mask.counts.to(q.device(), at::kInt).contiguous();
+  at::Tensor lens;
+  if (opts.key_lengths.defined()) lens = opts.key_lengths.to(q.device(), at::kInt).contiguous();
+  kernels::AttentionParams p;
+  p.q = q.data_ptr(), p.k = k.data_ptr(), p.v = v.data_ptr(), p.o = out.out.data_ptr();
+  p.lse = return_lse ? out.lse.data_ptr<float>() : nullptr;
+  p.indices = idx.data_ptr<int32_t>(), p.counts = cnt.data_ptr<int32_t>();
+  p.key_lengths = lens.defined() ? lens.data_ptr<int32_t>() : nullptr;
+  p.q_stride_b = q.stride(0), p.q_stride_l = q.stride(1), p.q_stride_h = q.stride(2);
+  p.k_stride_b = k.stride(0), p.k_stride_l = k.stride(1), p.k_stride_h = k.stride(2);
+  p.v_stride_b = v.stride(0), p.v_stride_l = v.stride(1), p.v_stride_h = v.stride(2);
+  p.o_stride_b = out.out.stride(0), p.o_stride_l = out.out.stride(1), p.o_stride_h = out.out.stride(2);
+  p.batch = static_cast<int>(B), p.q_len = static_cast<int>(Lq), p.k_len = static_cast<int>(Lk);
+  p.q_heads = static_cast<int>(H), p.kv_heads = static_cast<int>(k.size(2)), p.head_dim = static_cast<int>(D);
+  p.block_size = static_cast<int>(mask.block_size);
+  p.causal = opts.causal;
+  p.scale = static_cast<float>(opts.scale.value_or(1.0 / std::sqrt(static_cast<double>(D))));
+  p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBF16 : kernels::DType::kFP16;
+  check(kernels::block_sparse_attention(p, at::cuda::getCurrentCUDAStream(q.device().index())),
+        "block_sparse_attention");
+  return out;
+}
+
 }  // namespace xattn::attention::cuda

@@ -17,7 +17,20 @@ at::Tensor antidiagonal_scores(const at::Tensor& q, const at::Tensor& k, int64_t
                                const AttentionOptions& opts);
 BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len, int64_t k_len,
                  const AttentionOptions& opts);
+bool supports_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlockMask& mask,
+                        std::string* why);
+AttentionOutput block_sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                       const BlockMask& mask, const AttentionOptions& opts, bool return_lse);
 #else
+inline bool supports_attention(const at::Tensor&, const at::Tensor&, const at::Tensor&, const BlockMask&,
+                               std::string* why) {
+  if (why) *why = "this build has no CUDA kernels (XATTN_CUDA off or a CPU-only LibTorch)";
+  return false;
+}
+inline AttentionOutput block_sparse_attention(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                              const BlockMask&, const AttentionOptions&, bool) {
+  return {};
+}
 inline bool supports_estimate(const at::Tensor&, const at::Tensor&, int64_t, int64_t, std::string* why) {
   if (why) *why = "this build has no CUDA kernels (XATTN_CUDA off or a CPU-only LibTorch)";
   return false;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/attention/cuda_dispatch.h"
 #include "core/attention/geometry.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -177,14 +178,19 @@ AttentionOutput block_sparse_attention(const at::Tensor& q, const at::Tensor& k,
   XATTN_CHECK_IN("attention", v.defined(), "v must be a defined tensor");
   XATTN_CHECK_IN("attention", mask.mask.defined() && mask.mask.dim() == 4, "mask: block mask is empty");
   const int64_t bs = mask.block_size;
-  const Geometry g = Geometry::make(s.batch, s.q_len, s.k_len, bs, opts);
   XATTN_CHECK_IN("attention",
-                 mask.mask.size(0) == s.batch && mask.mask.size(1) == s.q_heads && mask.mask.size(2) == g.q_blocks &&
-                     mask.mask.size(3) == g.k_blocks,
-                 "mask: expected [", s.batch, ", ", s.q_heads, ", ", g.q_blocks, ", ", g.k_blocks, "] for q ",
-                 shape_str(q), ", k ", shape_str(k), " and block ", bs, "; got ", shape_str(mask.mask));
+                 mask.mask.size(0) == s.batch && mask.mask.size(1) == s.q_heads &&
+                     mask.mask.size(2) == (s.q_len + bs - 1) / bs && mask.mask.size(3) == (s.k_len + bs - 1) / bs,
+                 "mask: expected [", s.batch, ", ", s.q_heads, ", ", (s.q_len + bs - 1) / bs, ", ",
+                 (s.k_len + bs - 1) / bs, "] for q ", shape_str(q), ", k ", shape_str(k), " and block ", bs, "; got ",
+                 shape_str(mask.mask));
   XATTN_CHECK_IN("attention", mask.causal == opts.causal, "mask was estimated with causal=", mask.causal,
                  " but attention is called with causal=", opts.causal);
+  std::string why;
+  if (opts.backend != Backend::kReference && cuda::supports_attention(q, k, v, mask, &why))
+    return cuda::block_sparse_attention(q, k, v, mask, opts, return_lse);
+  XATTN_CHECK_IN("attention", opts.backend != Backend::kCuda, "the CUDA kernels cannot run this call: ", why);
+  const Geometry g = Geometry::make(s.batch, s.q_len, s.k_len, bs, opts);
   const auto ct = compute_type(q);
   const double scale = opts.scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
   const int64_t G = s.q_heads / s.kv_heads;
