@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
-#   steps: build tests fixtures ops sanitize density bench-scoring (default: build tests ops)
+#   steps: build tests fixtures ops sanitize density bench-scoring bench-attention (default: build tests ops)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}
@@ -53,6 +53,14 @@ for s in "${steps[@]}"; do
       cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" > "$OUT/kernels.sass" 2>&1
       status sass info "HMMA $(grep -c HMMA "$OUT/kernels.sass") HGMMA $(grep -c HGMMA "$OUT/kernels.sass") LDL/STL $(grep -cE 'LDL|STL' "$OUT/kernels.sass")"
       cat "$OUT/scoring.md" ;;
+    bench-attention)
+      t0=$(date +%s)
+      if "$BUILD_DIR/bin/xattn" bench attention -o md --out "$OUT/attention.md" > /dev/null 2> "$OUT/attention.err"; then
+        status attention ok "$(( $(date +%s) - t0 )) s, table in attention.md"
+      else
+        status attention FAIL "see attention.err"; tail -5 "$OUT/attention.err"
+      fi
+      cat "$OUT/attention.md" ;;
     ops)
       if python3 tests/python/test_torch_ops.py "$BUILD_DIR" > "$OUT/ops.log" 2>&1; then
         status ops ok "$(tail -1 "$OUT/ops.log")"

@@ -1,0 +1,99 @@
+#include "eval/bench_attention.h"
+
+#include <ATen/cuda/CUDAContext.h>
+
+#include <algorithm>
+
+#include "core/attention/xattention.h"
+#include "core/error.h"
+#include "eval/bench_scoring.h"
+#include "eval/gpu_timing.h"
+
+namespace xattn::eval {
+
+namespace att = xattn::attention;
+
+namespace {
+struct Shape {
+  std::string name;
+  int64_t len, q_heads, kv_heads;
+  bool causal;
+};
+Shape find_shape(const std::string& name) {
+  static const std::vector<Shape> s = {
+      {"causal-8k", 8192, 32, 8, true},    {"causal-16k", 16384, 32, 8, true},
+      {"causal-32k", 32768, 32, 8, true},  {"causal-64k", 65536, 32, 8, true},
+      {"causal-128k", 131072, 32, 8, true}, {"video-720p", 118800 + 256, 24, 24, false},
+  };
+  for (const auto& x : s)
+    if (x.name == name) return x;
+  throw Error("bench", "attention: unknown case '" + name + "'");
+}
+// Moves a mask's tensors to the GPU once, so timed calls copy nothing.
+att::BlockMask on_device(att::BlockMask m) {
+  m.mask = m.mask.cuda();
+  m.indices = m.indices.cuda();
+  m.counts = m.counts.cuda();
+  return m;
+}
+}  // namespace
+
+Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallback& progress) {
+  XATTN_CHECK_IN("bench", at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0, "attention needs a CUDA GPU");
+  Table t;
+  for (const char* c : {"case", "mode", "density", "ms", "effective TF/s", "speedup vs cuDNN"})
+    t.add_column(c, std::string(c) != "case" && std::string(c) != "mode");
+  Progress prog(progress, "attention", static_cast<int64_t>(cfg.cases.size()), "case");
+  int64_t done = 0;
+  const auto opt = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  for (const std::string& name : cfg.cases) {
+    const Shape s = find_shape(name);
+    at::manual_seed(0);
+    at::Tensor q = at::randn({1, s.len, s.q_heads, 128}, opt);
+    at::Tensor k = at::randn({1, s.len, s.kv_heads, 128}, opt);
+    at::Tensor v = at::randn({1, s.len, s.kv_heads, 128}, opt);
+    const double L = static_cast<double>(s.len);
+    const double dense_flops = 4.0 * L * L * s.q_heads * 128 * (s.causal ? 0.5 : 1.0);
+    const double cudnn = sdpa_dense_ms(q, k, v, s.causal, "cudnn", cfg.warmup, cfg.reps);
+    t.rows.push_back({name, "cuDNN dense", "1.0000", fmt(cudnn, 3), fmt(dense_flops / cudnn / 1e9, 1), "1.00"});
+    try {
+      const double fa2 = sdpa_dense_ms(q, k, v, s.causal, "flash", cfg.warmup, cfg.reps);
+      t.rows.push_back({name, "FA2 dense", "1.0000", fmt(fa2, 3), fmt(dense_flops / fa2 / 1e9, 1), fmt(cudnn / fa2, 2)});
+    } catch (const std::exception&) {
+      t.rows.push_back({name, "FA2 dense (unavailable)", "", "", "", ""});
+    }
+    att::AttentionOptions o;
+    o.causal = s.causal;
+    // FLOPs of the computed blocks: 4 * 128 * 128 * D per kept block.
+    auto block_flops = [](const att::BlockMask& m) {
+      return 4.0 * 128 * 128 * 128 * static_cast<double>(m.kept.sum().item<int64_t>());
+    };
+    auto time_mask = [&](const std::string& mode, const att::BlockMask& m) {
+      const double ms = median_ms([&] { att::block_sparse_attention(q, k, v, m, o); }, cfg.warmup, cfg.reps);
+      t.rows.push_back({name, mode, fmt(m.density(), 4), fmt(ms, 3), fmt(block_flops(m) / ms / 1e9, 1),
+                        fmt(cudnn / ms, 2)});
+    };
+    time_mask("ours dense (all blocks)", on_device(att::BlockMask::full(1, s.q_heads, 128, s.len, s.len, o)));
+    for (double d : cfg.densities) {
+      att::XAttentionConfig xc;
+      xc.selection = "top_ratio";
+      xc.top_ratio = d;
+      xc.stride = cfg.stride;
+      time_mask("ours sparse top-ratio " + fmt(d, 2), att::estimate(q, k, xc, o));
+    }
+    // The whole call: estimate (scoring + selection kernels) + block-sparse attention.
+    att::AttentionSpec spec;
+    spec.xattention.selection = "top_ratio";
+    spec.xattention.top_ratio = 0.35;
+    spec.xattention.stride = cfg.stride;
+    att::AttentionStats st;
+    const double full_ms = median_ms([&] { att::attention(q, k, v, spec, o, &st); }, cfg.warmup, cfg.reps);
+    t.rows.push_back({name, "ours estimate+attend (S=" + std::to_string(cfg.stride) + ", top-ratio 0.35)",
+                      fmt(st.density, 4), fmt(full_ms, 3), "", fmt(cudnn / full_ms, 2)});
+    prog.update(++done, name);
+  }
+  prog.finish();
+  return t;
+}
+
+}  // namespace xattn::eval
