@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/progress_bar.h"
 #include "core/config/config.h"
+#include "eval/bench_cases.h"
 #include "eval/density.h"
 #ifdef XATTN_WITH_CUDA
 #include "eval/bench_attention.h"
@@ -145,7 +146,7 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
       }
     }
   }
-  const auto names = eval::scoring_case_names();
+  const auto names = eval::bench_case_names();
   for (const auto& c : cfg.cases)
     if (std::find(names.begin(), names.end(), c) == names.end()) throw UsageError("--cases: unknown case '" + c + "'");
   if (format != "md" && format != "csv" && format != "json")
@@ -187,7 +188,7 @@ int run_attention_cmd(const std::vector<std::string>& args) {
       }
     }
   }
-  const auto names = eval::scoring_case_names();
+  const auto names = eval::bench_case_names();
   for (const auto& c : cfg.cases)
     if (std::find(names.begin(), names.end(), c) == names.end()) throw UsageError("--cases: unknown case '" + c + "'");
   if (format != "md" && format != "csv" && format != "json")

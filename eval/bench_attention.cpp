@@ -6,7 +6,7 @@
 
 #include "core/attention/xattention.h"
 #include "core/error.h"
-#include "eval/bench_scoring.h"
+#include "eval/bench_cases.h"
 #include "eval/gpu_timing.h"
 
 namespace xattn::eval {
@@ -14,21 +14,6 @@ namespace xattn::eval {
 namespace att = xattn::attention;
 
 namespace {
-struct Shape {
-  std::string name;
-  int64_t len, q_heads, kv_heads;
-  bool causal;
-};
-Shape find_shape(const std::string& name) {
-  static const std::vector<Shape> s = {
-      {"causal-8k", 8192, 32, 8, true},    {"causal-16k", 16384, 32, 8, true},
-      {"causal-32k", 32768, 32, 8, true},  {"causal-64k", 65536, 32, 8, true},
-      {"causal-128k", 131072, 32, 8, true}, {"video-720p", 118800 + 256, 24, 24, false},
-  };
-  for (const auto& x : s)
-    if (x.name == name) return x;
-  throw Error("bench", "attention: unknown case '" + name + "'");
-}
 // Moves a mask's tensors to the GPU once, so timed calls copy nothing.
 att::BlockMask on_device(att::BlockMask m) {
   m.mask = m.mask.cuda();
@@ -47,7 +32,7 @@ Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallbac
   int64_t done = 0;
   const auto opt = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
   for (const std::string& name : cfg.cases) {
-    const Shape s = find_shape(name);
+    const BenchCase& s = bench_case(name);
     at::manual_seed(0);
     at::Tensor q = at::randn({1, s.len, s.q_heads, 128}, opt);
     at::Tensor k = at::randn({1, s.len, s.kv_heads, 128}, opt);

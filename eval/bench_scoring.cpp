@@ -8,33 +8,12 @@
 #include "core/attention/cuda_dispatch.h"
 #include "core/attention/xattention.h"
 #include "core/error.h"
+#include "eval/bench_cases.h"
 #include "eval/gpu_timing.h"
 
 namespace xattn::eval {
 
 namespace att = xattn::attention;
-
-namespace {
-struct Shape {
-  std::string name;
-  int64_t len, q_heads, kv_heads;
-  bool causal;
-};
-const std::vector<Shape>& shapes() {
-  static const std::vector<Shape> s = {
-      {"causal-8k", 8192, 32, 8, true},    {"causal-16k", 16384, 32, 8, true},
-      {"causal-32k", 32768, 32, 8, true},  {"causal-64k", 65536, 32, 8, true},
-      {"causal-128k", 131072, 32, 8, true}, {"video-720p", 118800 + 256, 24, 24, false},
-  };
-  return s;
-}
-}  // namespace
-
-std::vector<std::string> scoring_case_names() {
-  std::vector<std::string> n;
-  for (const auto& s : shapes()) n.push_back(s.name);
-  return n;
-}
 
 Table run_scoring_bench(const ScoringBenchConfig& cfg, const ProgressCallback& progress) {
   XATTN_CHECK_IN("bench", at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0, "scoring needs a CUDA GPU");
@@ -42,16 +21,12 @@ Table run_scoring_bench(const ScoringBenchConfig& cfg, const ProgressCallback& p
   for (const char* c : {"case", "tokens", "heads q/kv", "stride", "scoring ms", "selection ms", "sum ms",
                         "cuDNN dense ms", "sum / cuDNN %", "density", "match vs reference %"})
     t.add_column(c, std::string(c) != "case" && std::string(c) != "heads q/kv");
-  std::vector<Shape> todo;
-  for (const std::string& name : cfg.cases) {
-    auto it = std::find_if(shapes().begin(), shapes().end(), [&](const Shape& s) { return s.name == name; });
-    if (it == shapes().end()) throw Error("bench", "scoring: unknown case '" + name + "'");
-    todo.push_back(*it);
-  }
+  std::vector<BenchCase> todo;
+  for (const std::string& name : cfg.cases) todo.push_back(bench_case(name));
   Progress prog(progress, "scoring", static_cast<int64_t>(todo.size() * (1 + cfg.strides.size())), "run");
   int64_t done = 0;
   const auto opt = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
-  for (const Shape& s : todo) {
+  for (const BenchCase& s : todo) {
     at::manual_seed(0);
     at::Tensor q = at::randn({1, s.len, s.q_heads, 128}, opt);
     at::Tensor k = at::randn({1, s.len, s.kv_heads, 128}, opt);

@@ -20,9 +20,7 @@ struct ScoringBenchConfig {
   bool check = true;  // match rate against the ATen reference (slow at 128K)
 };
 
-// Case names: causal-8k ... causal-128k (Hq 32, Hkv 8, d 128), video-720p (118,800 + 256
-// tokens, 24 heads, non-causal).
-std::vector<std::string> scoring_case_names();
+// Case names: eval/bench_cases.h.
 Table run_scoring_bench(const ScoringBenchConfig& cfg, const ProgressCallback& progress = {});
 
 }  // namespace xattn::eval

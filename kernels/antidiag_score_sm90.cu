@@ -14,6 +14,7 @@
 
 #include <cmath>
 
+#include "kernels/ptx.cuh"
 #include "kernels/score_common.cuh"
 #include "kernels/xattn_kernels.h"
 
@@ -33,20 +34,8 @@ constexpr int kStages = 4;         // with a prefetch distance of 2
 constexpr int kThreads = 256;
 
 #ifdef XATTN_SM90A
+using namespace ptx;
 constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(uint32_t smem, const void* gmem, bool valid) {
-  const int bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 // 128B-swizzle K-major descriptor: start >> 4, LBO (unused) 1, SBO 1024 B >> 4, mode 1.
 __device__ __forceinline__ uint64_t make_desc(uint32_t smem_addr) {

@@ -11,57 +11,18 @@
 
 #include <cmath>
 
+#include "kernels/ptx.cuh"
 #include "kernels/xattn_kernels.h"
 
 namespace xattn::kernels {
 namespace {
 
+using namespace ptx;
+
 constexpr int kRows = 128;     // query rows per CTA (the block size)
 constexpr int kKeys = 64;      // keys per tile
 constexpr int kThreads = 256;  // 8 warps x 16 rows
 constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-
-template <typename T>
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
-template <>
-__device__ __forceinline__ void mma<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <>
-__device__ __forceinline__ void mma<__half>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 template <typename T>
 __device__ __forceinline__ uint32_t pack2(float x, float y);
@@ -137,7 +98,7 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Attent
   uint32_t qf[D / 16][4];
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk)
-    ldsm_x4(qf[kk], sq + (warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * kLd + kk * 16 + (lane / 16) * 8);
+    ldmatrix_x4(qf[kk], sq + (warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * kLd + kk * 16 + (lane / 16) * 8);
 
   const float scale2 = p.scale * kLog2e;
   const int row_a = r0 + warp * 16 + g, row_b = row_a + 8;
@@ -166,9 +127,9 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Attent
 #pragma unroll
       for (int pr = 0; pr < 4; ++pr) {
         uint32_t bf[4];
-        ldsm_x4(bf, kt + (pr * 16 + (lane % 8) + (lane / 16) * 8) * kLd + kk * 16 + ((lane / 8) % 2) * 8);
-        mma<T>(s[2 * pr], qf[kk], bf[0], bf[1]);
-        mma<T>(s[2 * pr + 1], qf[kk], bf[2], bf[3]);
+        ldmatrix_x4(bf, kt + (pr * 16 + (lane % 8) + (lane / 16) * 8) * kLd + kk * 16 + ((lane / 8) % 2) * 8);
+        mma16816<T>(s[2 * pr], qf[kk], bf[0], bf[1]);
+        mma16816<T>(s[2 * pr + 1], qf[kk], bf[2], bf[3]);
       }
     }
     // Mask and online softmax.
@@ -221,9 +182,9 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Attent
 #pragma unroll
       for (int pr = 0; pr < D / 16; ++pr) {
         uint32_t bf[4];
-        ldsm_x4_t(bf, vt + (kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * kLd + pr * 16 + (lane / 16) * 8);
-        mma<T>(o[2 * pr], a, bf[0], bf[1]);
-        mma<T>(o[2 * pr + 1], a, bf[2], bf[3]);
+        ldmatrix_x4_trans(bf, vt + (kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * kLd + pr * 16 + (lane / 16) * 8);
+        mma16816<T>(o[2 * pr], a, bf[0], bf[1]);
+        mma16816<T>(o[2 * pr + 1], a, bf[2], bf[3]);
       }
     }
     __syncthreads();  // buffer `buf` is refilled next iteration
