@@ -55,7 +55,7 @@ int run_info(const std::vector<std::string>& args) {
   row("CUDA kernels", b.kernels_compiled ? "compiled for " + b.cuda_archs + " (nvcc " + b.cuda_compiler + ")"
                                          : "not compiled");
   row("GPU dispatch", b.cuda_dispatch ? "on" : "off (CPU reference only)");
-  row("video I/O", b.video ? "on (FFmpeg, OpenCV)" : "off");
+  row("video I/O", b.video ? "on (FFmpeg, OpenCV)" : "not in this build");
   row("CPU threads", std::to_string(at::get_num_threads()));
   if (gpus.empty()) {
     row("GPUs", visible > 0 ? std::to_string(visible) + " visible (details need a CUDA build)" : "none");
