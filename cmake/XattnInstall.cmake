@@ -4,8 +4,12 @@ include(CMakePackageConfigHelpers)
 
 set(XATTN_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/xattn")
 
-install(TARGETS xattn_core_base xattn_core xattn_kernels xattn_kernels_headers xattn_video xattn_pipelines xattn_eval
-                xattn_all xattn_yaml xattn_torch
+set(_xattn_video_targets xattn_video)
+if(TARGET xattn_video_base)
+  list(APPEND _xattn_video_targets xattn_video_base)
+endif()
+install(TARGETS xattn_core_base xattn_core xattn_kernels xattn_kernels_headers ${_xattn_video_targets}
+                xattn_pipelines xattn_eval xattn_all xattn_yaml xattn_torch
         EXPORT xattnTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -20,6 +24,7 @@ endforeach()
 install(EXPORT xattnTargets NAMESPACE xattn:: DESTINATION ${XATTN_INSTALL_CMAKEDIR})
 
 set(XATTN_CONFIG_CUDA_ENABLED ${XATTN_CUDA_ENABLED})
+set(XATTN_CONFIG_VIDEO_ENABLED ${XATTN_VIDEO_ENABLED})
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/xattnConfig.cmake.in
   ${PROJECT_BINARY_DIR}/xattnConfig.cmake INSTALL_DESTINATION ${XATTN_INSTALL_CMAKEDIR})
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/xattnConfigVersion.cmake
