@@ -18,6 +18,9 @@
 #include "eval/bench_scoring.h"
 #endif
 #include "eval/proxy.h"
+#ifdef XATTN_WITH_VIDEO
+#include "eval/bench_video.h"
+#endif
 
 namespace xattn::cli {
 
@@ -27,8 +30,17 @@ void on_sigint(int) { g_interrupted = true; }
 
 const char* kRoutines =
     "routines:\n"
-    "  proxy     compare block-score estimators (antidiagonal, diagonal, mean-pooled, random, exact)\n"
-    "            at equal density on synthetic video, LLM and random workloads (CPU is fine)\n";
+    "  proxy      compare block-score estimators (antidiagonal, diagonal, mean-pooled, random, exact)\n"
+    "             at equal density on synthetic video, LLM and random workloads (CPU is fine)\n"
+    "  density    XAttention density and recall over thresholds on a synthetic workload (CPU is fine)\n"
+#ifdef XATTN_WITH_CUDA
+    "  scoring    CUDA scoring + selection time vs cuDNN dense attention (GPU)\n"
+    "  attention  block-sparse attention kernel vs cuDNN / FlashAttention-2 (GPU)\n"
+#endif
+#ifdef XATTN_WITH_VIDEO
+    "  video      sparse frame sampling vs decoding every frame on a long H.264 file\n"
+#endif
+    ;
 
 void emit(const std::string& text, const std::string& out_file) {
   std::cout << text;
@@ -200,6 +212,42 @@ int run_attention_cmd(const std::vector<std::string>& args) {
   return 0;
 }
 #endif
+#ifdef XATTN_WITH_VIDEO
+int run_video_cmd(const std::vector<std::string>& args) {
+  eval::VideoBenchConfig cfg;
+  std::string format = "md", out_file;
+  ArgParser p("xattn bench video [--input FILE | --minutes M --height H] [--sample SPEC] [-o md|csv|json]",
+              "Time sampling frames from a long video two ways on fresh readers: seeking to the keyframe before\n"
+              "each wanted frame (and skipping unreferenced frames), and decoding every frame from the start.\n"
+              "Both must return identical frames. Without --input, an H.264 MP4 (16:9, CRF 23, preset veryfast,\n"
+              "fixed GOP) is generated first; --keep FILE stores it for later runs.");
+  p.flag("--input", "FILE", "an existing video to sample", &cfg.input);
+  p.flag("--keep", "FILE", "write the generated video here and reuse it when it exists", &cfg.keep);
+  p.flag("--minutes", "M", "length of the generated video", &cfg.minutes);
+  p.flag("--height", "H", "height of the generated video (width = 16:9)", &cfg.height);
+  p.flag("--fps", "F", "frame rate of the generated video", &cfg.fps);
+  p.flag("--gop", "SECONDS", "keyframe interval of the generated video", &cfg.gop_seconds);
+  p.flag("--sample", "SPEC", "frames to sample: uniform:N, uniform-interior:N, fps:F, qwen2vl, indices:..", &cfg.sample);
+  p.flag("--threads", "N", "decoder threads (0 = one per core)", &cfg.threads);
+  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
+  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  if (p.parse(args)) {
+    std::cout << p.help();
+    return 0;
+  }
+  if (format != "md" && format != "csv" && format != "json")
+    throw UsageError("-o: expected md, csv or json, got '" + format + "'");
+  if (cfg.input.empty() && (cfg.minutes <= 0 || cfg.height < 16 || cfg.fps <= 0 || cfg.gop_seconds <= 0))
+    throw UsageError("bench video: --minutes, --fps and --gop must be > 0 and --height >= 16");
+  ProgressBar bar(std::cerr, isatty(2) != 0);
+  bar.set_cancel_flag(&g_interrupted);
+  std::signal(SIGINT, on_sigint);
+  const eval::VideoBenchResult r = eval::run_video_bench(cfg, bar.callback());
+  emit(r.table().render(format), out_file);
+  if (!r.identical) throw Error("bench", "sparse and full decoding returned different frames");
+  return 0;
+}
+#endif
 }  // namespace
 
 int run_bench(const std::vector<std::string>& args) {
@@ -218,7 +266,10 @@ int run_bench(const std::vector<std::string>& args) {
   if (routine == "scoring") return run_scoring_cmd(rest);
   if (routine == "attention") return run_attention_cmd(rest);
 #endif
-  const std::string near = closest(routine, {"proxy", "density", "scoring", "attention"});
+#ifdef XATTN_WITH_VIDEO
+  if (routine == "video") return run_video_cmd(rest);
+#endif
+  const std::string near = closest(routine, {"proxy", "density", "scoring", "attention", "video"});
   throw UsageError("bench: unknown routine '" + routine + "'" + (near.empty() ? "" : " (did you mean " + near + "?)"));
 }
 

@@ -5,7 +5,11 @@ namespace xattn::cli {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"info", "show version, LibTorch, CUDA devices and compiled features", run_info},
-      {"bench", "benchmarks and studies (proxy: block-score estimators at equal density)", run_bench},
+#ifdef XATTN_WITH_VIDEO
+      {"probe-video", "a video's metadata and the frames a sampling rule picks (--dump writes PNGs)",
+       run_probe_video},
+#endif
+      {"bench", "benchmarks and studies: proxy, density, scoring, attention, video", run_bench},
   };
   return table;
 }

@@ -17,5 +17,8 @@ const std::vector<Command>& commands();
 
 int run_info(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
+#ifdef XATTN_WITH_VIDEO
+int run_probe_video(const std::vector<std::string>& args);
+#endif
 
 }  // namespace xattn::cli

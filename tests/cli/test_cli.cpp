@@ -6,31 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace {
-struct Result {
-  int code;
-  std::string out;  // stdout
-  std::string all;  // stdout + stderr
-};
-Result run(const std::string& args) {
-  Result r;
-  auto capture = [](const std::string& cmd, int* code) {
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    const int status = pclose(p);
-    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return out;
-  };
-  int c2 = 0;
-  r.out = capture(std::string(XATTN_BIN) + " " + args + " 2>/dev/null", &r.code);
-  r.all = capture(std::string(XATTN_BIN) + " " + args + " 2>&1", &c2);
-  EXPECT_EQ(r.code, c2);
-  return r;
-}
-}  // namespace
+#include "cli_run.h"
+
 
 TEST(Cli, HelpListsCommandsAndExitCodes) {
   const Result r = run("--help");
