@@ -230,12 +230,20 @@ cudaError_t launch(const AttentionParams& p, cudaStream_t stream) {
 
 }  // namespace
 
+cudaError_t block_sparse_attention_sm90(const AttentionParams& p, cudaStream_t stream);
+
 cudaError_t block_sparse_attention(const AttentionParams& p, cudaStream_t stream) {
   if (!p.q || !p.k || !p.v || !p.o || !p.indices || !p.counts) return cudaErrorInvalidValue;
   if (p.block_size != kRows || (p.head_dim != 64 && p.head_dim != 128)) return cudaErrorInvalidValue;
   if (p.batch <= 0 || p.q_len <= 0 || p.k_len <= 0 || p.kv_heads <= 0 || p.q_heads % p.kv_heads != 0)
     return cudaErrorInvalidValue;
   if (p.causal && p.k_len < p.q_len) return cudaErrorInvalidValue;
+  // Hopper: the wgmma kernel (sparse_attention_sm90.cu); mma.sync everywhere else.
+  int dev = 0, major = 0;
+  if (p.impl != AttentionImpl::kMmaSync && cudaGetDevice(&dev) == cudaSuccess &&
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9)
+    return block_sparse_attention_sm90(p, stream);
+  if (p.impl == AttentionImpl::kWgmma) return cudaErrorInvalidDeviceFunction;
   const bool bf = p.dtype == DType::kBF16;
   if (p.head_dim == 128) return bf ? launch<__nv_bfloat16, 128>(p, stream) : launch<__half, 128>(p, stream);
   return bf ? launch<__nv_bfloat16, 64>(p, stream) : launch<__half, 64>(p, stream);

@@ -11,6 +11,7 @@ namespace xattn::kernels {
 enum class DType { kBF16 = 0, kFP16 = 1 };
 // Which scoring kernel: auto = wgmma on compute capability 9.x, mma.sync elsewhere.
 enum class ScoreImpl { kAuto = 0, kMmaSync = 1, kWgmma = 2 };
+enum class AttentionImpl { kAuto = 0, kMmaSync = 1, kWgmma = 2 };
 
 // Antidiagonal block scores A[B, H, Qb, Kb] (fp32), straight from Q and K, in one pass.
 // Layouts: q [B, Lq, Hq, D], k [B, Lk, Hkv, D] with any batch/token/head strides (in
@@ -80,6 +81,7 @@ struct AttentionParams {
   bool causal = false;
   float scale = 0.f;
   DType dtype = DType::kBF16;
+  AttentionImpl impl = AttentionImpl::kAuto;  // kAuto: wgmma on compute capability 9.x
 };
 cudaError_t block_sparse_attention(const AttentionParams& p, cudaStream_t stream);
 

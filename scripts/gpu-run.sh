@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
-#   steps: build tests fixtures ops sanitize density bench-scoring bench-attention (default: build tests ops)
+#   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention sass
+#   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}
@@ -28,6 +29,15 @@ for s in "${steps[@]}"; do
       rc=$?
       status tests "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -E 'tests passed' "$OUT/ctest.log") ($(( $(date +%s) - t0 )) s)"
       [ $rc -ne 0 ] && grep -E -A3 'Failed|FAILED' "$OUT/ctest.log" | tail -40 ;;
+    tests-gpu)
+      t0=$(date +%s)
+      ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure -j 4 > "$OUT/ctest-gpu.log" 2>&1
+      rc=$?
+      status tests-gpu "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -E 'tests passed' "$OUT/ctest-gpu.log") ($(( $(date +%s) - t0 )) s)"
+      [ $rc -ne 0 ] && grep -E -B2 -A12 'Failure|FAILED' "$OUT/ctest-gpu.log" | tail -60 ;;
+    sass)
+      cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" > "$OUT/kernels.sass" 2>&1
+      status sass info "HMMA $(grep -c HMMA "$OUT/kernels.sass") HGMMA $(grep -c HGMMA "$OUT/kernels.sass") LDL/STL $(grep -cE 'LDL|STL' "$OUT/kernels.sass")" ;;
     fixtures)
       if python3 tests/fixtures/make_fixtures.py "$OUT" > "$OUT/fixtures.log" 2>&1; then
         status fixtures ok "$(tail -1 "$OUT/fixtures.log")"
@@ -40,7 +50,7 @@ for s in "${steps[@]}"; do
       rc=0
       for tool in memcheck racecheck; do
         compute-sanitizer --tool $tool --error-exitcode 9 "$BUILD_DIR/tests/core/xattn_tests_attention_cuda" \
-          --gtest_filter='*Selection*' > "$OUT/sanitize-$tool.log" 2>&1 || rc=1
+          --gtest_filter='*Selection*:*BlockSparseAttention*' > "$OUT/sanitize-$tool.log" 2>&1 || rc=1
       done
       status sanitize "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -h 'ERROR SUMMARY' "$OUT"/sanitize-*.log | tr '\n' ' ') ($(( $(date +%s) - t0 )) s)" ;;
     bench-scoring)
@@ -55,7 +65,7 @@ for s in "${steps[@]}"; do
       cat "$OUT/scoring.md" ;;
     bench-attention)
       t0=$(date +%s)
-      if "$BUILD_DIR/bin/xattn" bench attention -o md --out "$OUT/attention.md" > /dev/null 2> "$OUT/attention.err"; then
+      if "$BUILD_DIR/bin/xattn" bench attention ${BENCH_CASES:+--cases $BENCH_CASES} -o md --out "$OUT/attention.md" > /dev/null 2> "$OUT/attention.err"; then
         status attention ok "$(( $(date +%s) - t0 )) s, table in attention.md"
       else
         status attention FAIL "see attention.err"; tail -5 "$OUT/attention.err"

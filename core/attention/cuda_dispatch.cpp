@@ -2,6 +2,8 @@
 // synchronisation (key lengths and per-head thresholds are read by the kernels).
 #include "core/attention/cuda_dispatch.h"
 
+#include <cstdlib>
+
 #include <ATen/cuda/CUDAContext.h>
 
 #include "core/device.h"
@@ -131,6 +133,16 @@ bool supports_attention(const at::Tensor& q, const at::Tensor& k, const at::Tens
   return true;
 }
 
+// XATTN_ATTENTION_KERNEL=mma_sync|wgmma forces a kernel generation (tests and benchmarks
+// compare them); unset or "auto" picks wgmma on Hopper.
+kernels::AttentionImpl attention_impl_from_env() {
+  const char* env = std::getenv("XATTN_ATTENTION_KERNEL");
+  if (!env || !*env || std::string(env) == "auto") return kernels::AttentionImpl::kAuto;
+  if (std::string(env) == "mma_sync") return kernels::AttentionImpl::kMmaSync;
+  if (std::string(env) == "wgmma") return kernels::AttentionImpl::kWgmma;
+  throw Error("attention", str_cat("XATTN_ATTENTION_KERNEL must be auto, mma_sync or wgmma, got '", env, "'"));
+}
+
 AttentionOutput block_sparse_attention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
                                        const BlockMask& mask, const AttentionOptions& opts, bool return_lse) {
   const at::Tensor q = vector_friendly(q_in), k = vector_friendly(k_in), v = vector_friendly(v_in);
@@ -157,6 +169,7 @@ AttentionOutput block_sparse_attention(const at::Tensor& q_in, const at::Tensor&
   p.causal = opts.causal;
   p.scale = static_cast<float>(opts.scale.value_or(1.0 / std::sqrt(static_cast<double>(D))));
   p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBF16 : kernels::DType::kFP16;
+  p.impl = attention_impl_from_env();
   check(kernels::block_sparse_attention(p, at::cuda::getCurrentCUDAStream(q.device().index())),
         "block_sparse_attention");
   return out;

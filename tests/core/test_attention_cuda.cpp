@@ -170,10 +170,19 @@ TEST(XAttentionCuda, EstimateIsCapturableInACudaGraph) {
 }
 #endif  // XATTN_WITH_CUDA
 
-// The block-sparse attention kernel against the fp32 reference on random masks of several
-// densities (with empty rows), GQA, key padding, causal offsets, odd lengths.
+// The block-sparse attention kernels (each generation this GPU runs) against the fp32 reference
+// on random masks of several densities (with empty rows), GQA, key padding, causal offsets, odd
+// lengths. Outputs are poisoned: a NaN-filled block of the output's size is freed just before
+// each call, so the caching allocator hands it back and any row a kernel skips stays NaN.
 TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
   REQUIRE_CUDA_KERNELS();
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  std::vector<std::string> kernels = {"mma_sync"};
+  if (major == 9) kernels.push_back("wgmma");
+  for (const std::string& kernel : kernels) {
+  SCOPED_TRACE("kernel " + kernel);
+  setenv("XATTN_ATTENTION_KERNEL", kernel.c_str(), 1);
   at::manual_seed(34);
   struct A {
     int64_t B, Lq, Lk, H, Hkv, D;
@@ -205,7 +214,12 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
     AttentionOptions o = r;
     o.backend = Backend::kCuda;
     if (r.key_lengths.defined()) o.key_lengths = r.key_lengths.cuda();
-    const AttentionOutput got = block_sparse_attention(q.cuda(), k.cuda(), v.cuda(), m, o, true);
+    at::Tensor qc = q.cuda(), kc = k.cuda(), vc = v.cuda();
+    {
+      at::Tensor poison_o = at::full({c.B, c.Lq, c.H, c.D}, NAN, qc.options());
+      at::Tensor poison_l = at::full({c.B, c.H, c.Lq}, NAN, qc.options().dtype(at::kFloat));
+    }
+    const AttentionOutput got = block_sparse_attention(qc, kc, vc, m, o, true);
     r.backend = Backend::kReference;
     const AttentionOutput want = block_sparse_attention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), m, r, true);
     const at::Tensor out = got.out.cpu().to(at::kFloat);
@@ -218,5 +232,8 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
     const at::Tensor fin = ~at::isinf(wl);
     ASSERT_TRUE(fin.any().item<bool>());
     EXPECT_LT((lse.masked_select(fin) - wl.masked_select(fin)).abs().max().item<float>(), 2e-2);
+    EXPECT_FALSE(at::isnan(out).any().item<bool>()) << "rows left unwritten";
   }
+  }
+  unsetenv("XATTN_ATTENTION_KERNEL");
 }

@@ -1,0 +1,271 @@
+// Block-sparse flash attention, forward, Hopper (v2: wgmma, sm_90a).
+//
+// CTA = one 128-row query block of one (batch, head) = 2 warpgroups x 64 rows, walking the row's
+// kept key blocks (compact index list, ascending) one whole 128-key block per step:
+//   S = Q K^T    wgmma m64n128k16, Q and K both from shared memory (K-major, 128B swizzle),
+//   mask + online softmax in registers (log2 domain),
+//   O += P V     wgmma m64n{D}k16 with P as the register A operand (the S accumulator layout is
+//                the A-fragment layout, so P is only converted and packed) and V from shared
+//                memory N-contiguous ("MN-major", imm-trans-b = 1: LBO = distance between the
+//                64-column halves, SBO = 1024 B between 8-key groups).
+// Tiles sit in shared memory as 128-byte rows (64 elements) in 64-column halves, 16-byte chunk
+// c of row r at chunk c ^ (r % 8), the canonical 128B-swizzle layout wgmma reads. K/V blocks
+// are double-buffered with cp.async by all 256 threads; cp.async writes are generic-proxy
+// writes, so every thread fences the async proxy before the barrier that precedes wgmma.
+// Rows with no kept key output zeros and LSE -inf, like v1 (sparse_attention.cu).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "kernels/ptx.cuh"
+#include "kernels/wgmma_attention.cuh"
+#include "kernels/xattn_kernels.h"
+
+namespace xattn::kernels {
+namespace {
+
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define XATTN_ATTN_SM90A 1
+#endif
+
+constexpr int kRows = 128;     // query rows per CTA = block size
+[[maybe_unused]] constexpr int kKeys = 128;  // keys per step = one key block
+constexpr int kThreads = 256;  // 2 warpgroups
+constexpr int kHalfBytes = kRows * 128;  // one 64-column half of a 128-row tile: 16 KB
+
+template <int D>
+struct alignas(1024) SmemT {
+  unsigned char q[D / 64][kHalfBytes];
+  unsigned char k[2][D / 64][kHalfBytes];
+  unsigned char v[2][D / 64][kHalfBytes];
+};
+
+#ifdef XATTN_ATTN_SM90A
+using namespace ptx;
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Descriptor for a 128B-swizzled operand: start address, LBO, SBO (bytes), swizzle mode 1.
+__device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+  return static_cast<uint64_t>((addr >> 4) & 0x3FFF) | (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
+         (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32) | (static_cast<uint64_t>(1) << 62);
+}
+
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float x, float y);
+template <>
+__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float x, float y) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(x, y);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+template <>
+__device__ __forceinline__ uint32_t pack2<__half>(float x, float y) {
+  __half2 v = __floats2half2_rn(x, y);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+template <typename T>
+__device__ __forceinline__ void mma_s(float (&s)[64], uint64_t a, uint64_t b, int acc);
+template <>
+__device__ __forceinline__ void mma_s<__nv_bfloat16>(float (&s)[64], uint64_t a, uint64_t b, int acc) {
+  wgmma::ss_m64n128k16_bf16(s, a, b, acc);
+}
+template <>
+__device__ __forceinline__ void mma_s<__half>(float (&s)[64], uint64_t a, uint64_t b, int acc) {
+  wgmma::ss_m64n128k16_f16(s, a, b, acc);
+}
+template <typename T, int D>
+__device__ __forceinline__ void mma_o(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t b);
+template <>
+__device__ __forceinline__ void mma_o<__nv_bfloat16, 128>(float (&o)[64], const uint32_t (&a)[4], uint64_t b) {
+  wgmma::rs_m64n128k16_bf16_tb(o, a, b, 1);
+}
+template <>
+__device__ __forceinline__ void mma_o<__half, 128>(float (&o)[64], const uint32_t (&a)[4], uint64_t b) {
+  wgmma::rs_m64n128k16_f16_tb(o, a, b, 1);
+}
+template <>
+__device__ __forceinline__ void mma_o<__nv_bfloat16, 64>(float (&o)[32], const uint32_t (&a)[4], uint64_t b) {
+  wgmma::rs_m64n64k16_bf16_tb(o, a, b, 1);
+}
+template <>
+__device__ __forceinline__ void mma_o<__half, 64>(float (&o)[32], const uint32_t (&a)[4], uint64_t b) {
+  wgmma::rs_m64n64k16_f16_tb(o, a, b, 1);
+}
+
+// Copies rows [row0, row0 + 128) of a [len, D] matrix (row stride ld elements) into a
+// swizzled tile; rows at or past `len` are zero-filled.
+template <typename T, int D>
+__device__ __forceinline__ void load_tile(unsigned char (*tile)[kHalfBytes], const T* g, int64_t ld, int row0,
+                                          int len) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+#pragma unroll
+  for (int v = 0; v < kRows * kChunks / kThreads; ++v) {
+    const int x = threadIdx.x + v * kThreads;
+    const int r = x / kChunks, ch = x % kChunks;
+    const int half = ch / 8, cc = ch % 8;
+    const int row = row0 + r;
+    const bool ok = row < len;
+    cp_async16(smem_u32(tile[half]) + r * 128 + ((cc ^ (r & 7)) << 4), g + (ok ? row * ld + ch * 8 : 0), ok);
+  }
+}
+#endif
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads, 1) sparse_attention_sm90_kernel(const AttentionParams p) {
+#ifdef XATTN_ATTN_SM90A
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  SmemT<D>& sm = *reinterpret_cast<SmemT<D>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  constexpr int kO = D / 2;  // O accumulators per thread (m64nD)
+
+  const int I = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int hk = h / (p.q_heads / p.kv_heads);
+  const int qb = (p.q_len + kRows - 1) / kRows, kb = (p.k_len + kRows - 1) / kRows;
+  const int len = p.key_lengths ? min(max(p.key_lengths[b], 0), p.k_len) : p.k_len;
+  const int off = p.causal ? p.k_len - p.q_len : 0;
+  const int64_t row_id = (static_cast<int64_t>(b) * p.q_heads + h) * qb + I;
+  const int count = p.counts[row_id];
+  const int32_t* idx = p.indices + row_id * kb;
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, c = lane % 4;
+  const int r0 = I * kRows;
+  const int row_a = r0 + wg * 64 + warp * 16 + g, row_b = row_a + 8;
+
+  const T* qg = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
+  const T* kg = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
+  const T* vg = static_cast<const T*>(p.v) + b * p.v_stride_b + hk * p.v_stride_h;
+
+  load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len);
+  cp_async_commit();
+  auto load_kv = [&](int t) {
+    if (t < count) {
+      const int key0 = idx[t] * kKeys;
+      load_tile<T, D>(sm.k[t & 1], kg, p.k_stride_l, key0, p.k_len);
+      load_tile<T, D>(sm.v[t & 1], vg, p.v_stride_l, key0, p.k_len);
+    }
+    cp_async_commit();
+  };
+  load_kv(0);
+
+  const float scale2 = p.scale * kLog2e;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+  float o[kO];
+#pragma unroll
+  for (int i = 0; i < kO; ++i) o[i] = 0.f;
+  const uint32_t q_base = smem_u32(sm.q[0]) + wg * 64 * 128;
+
+  for (int t = 0; t < count; ++t) {
+    load_kv(t + 1);
+    cp_async_wait<1>();
+    wgmma::fence_proxy_async();
+    __syncthreads();
+    const int st = t & 1;
+    // S = Q K^T (this warpgroup's 64 rows x 128 keys).
+    float s[64];
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t koff = (kk / 4) * kHalfBytes + (kk % 4) * 32;
+      mma_s<T>(s, desc(q_base + koff, 16, 1024), desc(smem_u32(sm.k[st][0]) + koff, 16, 1024), kk > 0);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+
+    // Mask (only blocks that reach past the key length or the causal diagonal) and softmax.
+    const int key0 = idx[t] * kKeys;
+    const bool full = key0 + kKeys <= len && (!p.causal || key0 + kKeys - 1 <= r0 + off);
+    float tmax_a = -INFINITY, tmax_b = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+#pragma unroll
+      for (int z = 0; z < 4; ++z) {
+        if (!full) {
+          const int key = key0 + j * 8 + 2 * c + (z & 1);
+          const int row = z < 2 ? row_a : row_b;
+          if (!(key < len && (!p.causal || key <= row + off))) s[4 * j + z] = -INFINITY;
+        }
+      }
+      tmax_a = fmaxf(tmax_a, fmaxf(s[4 * j], s[4 * j + 1]));
+      tmax_b = fmaxf(tmax_b, fmaxf(s[4 * j + 2], s[4 * j + 3]));
+    }
+#pragma unroll
+    for (int x = 1; x < 4; x <<= 1) {
+      tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, x));
+      tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, x));
+    }
+    const float nm_a = fmaxf(m_a, tmax_a * scale2), nm_b = fmaxf(m_b, tmax_b * scale2);
+    const float fa = nm_a == -INFINITY ? 0.f : exp2f(m_a - nm_a), fb = nm_b == -INFINITY ? 0.f : exp2f(m_b - nm_b);
+    const float sub_a = nm_a == -INFINITY ? 0.f : nm_a, sub_b = nm_b == -INFINITY ? 0.f : nm_b;
+    l_a *= fa;
+    l_b *= fb;
+#pragma unroll
+    for (int j = 0; j < kO / 4; ++j) {
+      o[4 * j] *= fa, o[4 * j + 1] *= fa, o[4 * j + 2] *= fb, o[4 * j + 3] *= fb;
+    }
+    uint32_t pa[8][4];  // P as 8 k16 A fragments
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const float p0 = exp2f(fmaf(s[4 * j], scale2, -sub_a)), p1 = exp2f(fmaf(s[4 * j + 1], scale2, -sub_a));
+      const float p2 = exp2f(fmaf(s[4 * j + 2], scale2, -sub_b)), p3 = exp2f(fmaf(s[4 * j + 3], scale2, -sub_b));
+      l_a += p0 + p1;
+      l_b += p2 + p3;
+      pa[j / 2][(j % 2) * 2] = pack2<T>(p0, p1);
+      pa[j / 2][(j % 2) * 2 + 1] = pack2<T>(p2, p3);
+    }
+    m_a = nm_a;
+    m_b = nm_b;
+
+    // O += P V.
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk)
+      mma_o<T, D>(o, pa[kk], desc(smem_u32(sm.v[st][0]) + kk * 16 * 128, kHalfBytes, 1024));
+    wgmma::commit();
+    wgmma::wait<0>();
+    __syncthreads();  // stage st is refilled by the next iteration's load
+  }
+  cp_async_wait<0>();
+
+#pragma unroll
+  for (int x = 1; x < 4; x <<= 1) {
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, x);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, x);
+  }
+  const float ia = l_a > 0.f ? 1.f / l_a : 0.f, ib = l_b > 0.f ? 1.f / l_b : 0.f;
+  T* og = static_cast<T*>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
+#pragma unroll
+  for (int j = 0; j < kO / 4; ++j) {
+    const int col = j * 8 + 2 * c;
+    if (row_a < p.q_len)
+      *reinterpret_cast<uint32_t*>(og + row_a * p.o_stride_l + col) = pack2<T>(o[4 * j] * ia, o[4 * j + 1] * ia);
+    if (row_b < p.q_len)
+      *reinterpret_cast<uint32_t*>(og + row_b * p.o_stride_l + col) = pack2<T>(o[4 * j + 2] * ib, o[4 * j + 3] * ib);
+  }
+  if (p.lse && c == 0) {
+    float* lse = p.lse + (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len;
+    if (row_a < p.q_len) lse[row_a] = l_a > 0.f ? (m_a + log2f(l_a)) / kLog2e : -INFINITY;
+    if (row_b < p.q_len) lse[row_b] = l_b > 0.f ? (m_b + log2f(l_b)) / kLog2e : -INFINITY;
+  }
+#endif
+}
+
+template <typename T, int D>
+cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t stream) {
+  const size_t smem = sizeof(SmemT<D>) + 1024;  // + alignment slack
+  cudaError_t e = cudaFuncSetAttribute(sparse_attention_sm90_kernel<T, D>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (e != cudaSuccess) return e;
+  dim3 grid((p.q_len + kRows - 1) / kRows, p.q_heads, p.batch);
+  sparse_attention_sm90_kernel<T, D><<<grid, kThreads, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t block_sparse_attention_sm90(const AttentionParams& p, cudaStream_t stream) {
+  const bool bf = p.dtype == DType::kBF16;
+  if (p.head_dim == 128) return bf ? launch_sm90<__nv_bfloat16, 128>(p, stream) : launch_sm90<__half, 128>(p, stream);
+  return bf ? launch_sm90<__nv_bfloat16, 64>(p, stream) : launch_sm90<__half, 64>(p, stream);
+}
+
+}  // namespace xattn::kernels
