@@ -1,4 +1,4 @@
-// Block-sparse flash attention, forward, Hopper (v2: wgmma, sm_90a).
+// Block-sparse flash attention, forward, Hopper (v3: wgmma, pipelined, sm_90a).
 //
 // CTA = one 128-row query block of one (batch, head) = 2 warpgroups x 64 rows, walking the row's
 // kept key blocks (compact index list, ascending) one whole 128-key block per step:
@@ -10,8 +10,12 @@
 //                64-column halves, SBO = 1024 B between 8-key groups).
 // Tiles sit in shared memory as 128-byte rows (64 elements) in 64-column halves, 16-byte chunk
 // c of row r at chunk c ^ (r % 8), the canonical 128B-swizzle layout wgmma reads. K/V blocks
-// are double-buffered with cp.async by all 256 threads; cp.async writes are generic-proxy
-// writes, so every thread fences the async proxy before the barrier that precedes wgmma.
+// go through 3 shared-memory stages filled with cp.async by all 256 threads, one block ahead
+// (one barrier per step: past it, every warpgroup has finished the step that used the stage being
+// refilled); cp.async writes are
+// generic-proxy writes, so every thread fences the async proxy before the barrier that precedes
+// wgmma. v3 pipelines each warpgroup (FA3's order): S(t+1) and PV(t) are issued back to back and
+// the softmax of block t+1 runs on the CUDA cores while PV(t) is on the tensor cores.
 // Rows with no kept key output zeros and LSE -inf, like v1 (sparse_attention.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -34,11 +38,13 @@ constexpr int kRows = 128;     // query rows per CTA = block size
 constexpr int kThreads = 256;  // 2 warpgroups
 constexpr int kHalfBytes = kRows * 128;  // one 64-column half of a 128-row tile: 16 KB
 
+constexpr int kStages = 3;
+
 template <int D>
 struct alignas(1024) SmemT {
   unsigned char q[D / 64][kHalfBytes];
-  unsigned char k[2][D / 64][kHalfBytes];
-  unsigned char v[2][D / 64][kHalfBytes];
+  unsigned char k[kStages][D / 64][kHalfBytes];
+  unsigned char v[kStages][D / 64][kHalfBytes];
 };
 
 #ifdef XATTN_ATTN_SM90A
@@ -135,17 +141,18 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_attention_sm90_kernel(cons
   const T* kg = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
   const T* vg = static_cast<const T*>(p.v) + b * p.v_stride_b + hk * p.v_stride_h;
 
-  load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len);
-  cp_async_commit();
+  // cp.async groups, oldest first: {Q, K0, V0}, {K1, V1}, then one {K(t+2), V(t+2)} per step
+  // (empty past the end, so the waits below stay uniform).
   auto load_kv = [&](int t) {
     if (t < count) {
-      const int key0 = idx[t] * kKeys;
-      load_tile<T, D>(sm.k[t & 1], kg, p.k_stride_l, key0, p.k_len);
-      load_tile<T, D>(sm.v[t & 1], vg, p.v_stride_l, key0, p.k_len);
+      load_tile<T, D>(sm.k[t % kStages], kg, p.k_stride_l, idx[t] * kKeys, p.k_len);
+      load_tile<T, D>(sm.v[t % kStages], vg, p.v_stride_l, idx[t] * kKeys, p.k_len);
     }
     cp_async_commit();
   };
-  load_kv(0);
+  load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len);
+  load_kv(0);  // same group as Q
+  load_kv(1);
 
   const float scale2 = p.scale * kLog2e;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
@@ -153,25 +160,24 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_attention_sm90_kernel(cons
 #pragma unroll
   for (int i = 0; i < kO; ++i) o[i] = 0.f;
   const uint32_t q_base = smem_u32(sm.q[0]) + wg * 64 * 128;
+  float s[64];        // S of the block being softmaxed (P in place afterwards)
+  uint32_t pa[8][4];  // P of the block whose PV is issued next, as 8 k16 A fragments
+  float fa = 1.f, fb = 1.f;  // O rescale factors that go with pa
 
-  for (int t = 0; t < count; ++t) {
-    load_kv(t + 1);
-    cp_async_wait<1>();
-    wgmma::fence_proxy_async();
-    __syncthreads();
-    const int st = t & 1;
-    // S = Q K^T (this warpgroup's 64 rows x 128 keys).
-    float s[64];
+  auto issue_s = [&](int t) {  // s = Q K_t^T for this warpgroup's 64 rows (async)
+    wgmma::fence_operand(s);
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t koff = (kk / 4) * kHalfBytes + (kk % 4) * 32;
-      mma_s<T>(s, desc(q_base + koff, 16, 1024), desc(smem_u32(sm.k[st][0]) + koff, 16, 1024), kk > 0);
+      mma_s<T>(s, desc(q_base + koff, 16, 1024), desc(smem_u32(sm.k[t % kStages][0]) + koff, 16, 1024), kk > 0);
     }
     wgmma::commit();
-    wgmma::wait<0>();
-
-    // Mask (only blocks that reach past the key length or the causal diagonal) and softmax.
+  };
+  // Mask (only blocks that reach past the key length or the causal diagonal), online softmax with
+  // P left in s as floats, and the factors that rescale O.
+  auto softmax = [&](int t) {
+    wgmma::fence_operand(s);
     const int key0 = idx[t] * kKeys;
     const bool full = key0 + kKeys <= len && (!p.causal || key0 + kKeys - 1 <= r0 + off);
     float tmax_a = -INFINITY, tmax_b = -INFINITY;
@@ -194,36 +200,76 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_attention_sm90_kernel(cons
       tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, x));
     }
     const float nm_a = fmaxf(m_a, tmax_a * scale2), nm_b = fmaxf(m_b, tmax_b * scale2);
-    const float fa = nm_a == -INFINITY ? 0.f : exp2f(m_a - nm_a), fb = nm_b == -INFINITY ? 0.f : exp2f(m_b - nm_b);
+    fa = nm_a == -INFINITY ? 0.f : exp2f(m_a - nm_a);
+    fb = nm_b == -INFINITY ? 0.f : exp2f(m_b - nm_b);
     const float sub_a = nm_a == -INFINITY ? 0.f : nm_a, sub_b = nm_b == -INFINITY ? 0.f : nm_b;
-    l_a *= fa;
-    l_b *= fb;
+    float ps_a = 0.f, ps_b = 0.f;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      s[4 * j] = exp2f(fmaf(s[4 * j], scale2, -sub_a));
+      s[4 * j + 1] = exp2f(fmaf(s[4 * j + 1], scale2, -sub_a));
+      s[4 * j + 2] = exp2f(fmaf(s[4 * j + 2], scale2, -sub_b));
+      s[4 * j + 3] = exp2f(fmaf(s[4 * j + 3], scale2, -sub_b));
+      ps_a += s[4 * j] + s[4 * j + 1];
+      ps_b += s[4 * j + 2] + s[4 * j + 3];
+    }
+    l_a = l_a * fa + ps_a;
+    l_b = l_b * fb + ps_b;
+    m_a = nm_a;
+    m_b = nm_b;
+  };
+  auto to_pa = [&] {
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      pa[j / 2][(j % 2) * 2] = pack2<T>(s[4 * j], s[4 * j + 1]);
+      pa[j / 2][(j % 2) * 2 + 1] = pack2<T>(s[4 * j + 2], s[4 * j + 3]);
+    }
+  };
+  // Rescales O (no PV in flight) and issues O += P V_t (async).
+  auto issue_pv = [&](int t) {
+    wgmma::fence_operand(o);
 #pragma unroll
     for (int j = 0; j < kO / 4; ++j) {
       o[4 * j] *= fa, o[4 * j + 1] *= fa, o[4 * j + 2] *= fb, o[4 * j + 3] *= fb;
     }
-    uint32_t pa[8][4];  // P as 8 k16 A fragments
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      const float p0 = exp2f(fmaf(s[4 * j], scale2, -sub_a)), p1 = exp2f(fmaf(s[4 * j + 1], scale2, -sub_a));
-      const float p2 = exp2f(fmaf(s[4 * j + 2], scale2, -sub_b)), p3 = exp2f(fmaf(s[4 * j + 3], scale2, -sub_b));
-      l_a += p0 + p1;
-      l_b += p2 + p3;
-      pa[j / 2][(j % 2) * 2] = pack2<T>(p0, p1);
-      pa[j / 2][(j % 2) * 2 + 1] = pack2<T>(p2, p3);
-    }
-    m_a = nm_a;
-    m_b = nm_b;
-
-    // O += P V.
+    wgmma::fence_operand(o);
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk)
-      mma_o<T, D>(o, pa[kk], desc(smem_u32(sm.v[st][0]) + kk * 16 * 128, kHalfBytes, 1024));
+      mma_o<T, D>(o, pa[kk], desc(smem_u32(sm.v[t % kStages][0]) + kk * 16 * 128, kHalfBytes, 1024));
     wgmma::commit();
+  };
+
+  if (count > 0) {
+    cp_async_wait<1>();  // Q, K0, V0
+    wgmma::fence_proxy_async();
+    __syncthreads();
+    issue_s(0);
     wgmma::wait<0>();
-    __syncthreads();  // stage st is refilled by the next iteration's load
+    softmax(0);
+    to_pa();
   }
+  // Per step, as FA3 orders it: S(t+1) and PV(t) go to the tensor cores back to back; the
+  // softmax of block t+1 runs while PV(t) is still in flight (it reads pa and writes o, the
+  // softmax only s); P is packed into pa once PV(t) is done.
+  for (int t = 0; t + 1 < count; ++t) {
+    cp_async_wait<0>();  // K(t+1), V(t+1)
+    wgmma::fence_proxy_async();
+    __syncthreads();     // copies visible; every warpgroup is past step t-1, so stage (t+2)%3 is free
+    issue_s(t + 1);
+    load_kv(t + 2);
+    issue_pv(t);
+    wgmma::wait<1>();    // S(t+1) done
+    softmax(t + 1);
+    wgmma::wait<0>();    // PV(t) done
+    wgmma::fence_operand(o);
+    to_pa();
+  }
+  if (count > 0) {
+    issue_pv(count - 1);
+  }
+  wgmma::wait<0>();
+  wgmma::fence_operand(o);
   cp_async_wait<0>();
 
 #pragma unroll
