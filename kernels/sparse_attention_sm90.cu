@@ -17,6 +17,8 @@
 // wgmma. v3 pipelines each warpgroup (FA3's order): S(t+1) and PV(t) are issued back to back and
 // the softmax of block t+1 runs on the CUDA cores while PV(t) is on the tensor cores.
 // Rows with no kept key output zeros and LSE -inf, like v1 (sparse_attention.cu).
+#include <cuda.h>  // CUtensorMap and its enums only; the encoder comes through the runtime
+#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -45,6 +47,8 @@ struct alignas(1024) SmemT {
   unsigned char q[D / 64][kHalfBytes];
   unsigned char k[kStages][D / 64][kHalfBytes];
   unsigned char v[kStages][D / 64][kHalfBytes];
+  uint64_t full[kStages];   // TMA: the stage's K and V have landed
+  uint64_t empty[kStages];  // TMA: every consumer warp is done with the stage
 };
 
 #ifdef XATTN_ATTN_SM90A
@@ -115,10 +119,46 @@ __device__ __forceinline__ void load_tile(unsigned char (*tile)[kHalfBytes], con
     cp_async16(smem_u32(tile[half]) + r * 128 + ((cc ^ (r & 7)) << 4), g + (ok ? row * ld + ch * 8 : 0), ok);
   }
 }
+
+// mbarrier and TMA (cp.async.bulk.tensor) wrappers.
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// Box {64 columns, 128 rows} of a [B, H, L, D] view (coordinates innermost first) into `dst`,
+// 128B-swizzled by the tensor map; rows past L arrive as zeros.
+__device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int d0, int row, int head, int batch,
+                                         uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
+      "[%6];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(d0), "r"(row), "r"(head), "r"(batch), "r"(bar)
+      : "memory");
+}
 #endif
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kThreads, 1) sparse_attention_sm90_kernel(const AttentionParams p) {
+// kTma: K/V arrive by TMA into stages guarded by full/empty mbarriers (v4); otherwise all
+// threads copy them with cp.async behind a CTA barrier per step (v3, for layouts TMA cannot
+// describe: strides that are not multiples of 16 bytes or unaligned pointers).
+template <typename T, int D, bool kTma>
+__global__ void __launch_bounds__(kThreads, 1)
+    sparse_attention_sm90_kernel(const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
+                                 const AttentionParams p) {
 #ifdef XATTN_ATTN_SM90A
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   SmemT<D>& sm = *reinterpret_cast<SmemT<D>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -150,9 +190,45 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_attention_sm90_kernel(cons
     }
     cp_async_commit();
   };
-  load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len);
-  load_kv(0);  // same group as Q
-  load_kv(1);
+  // TMA: thread 0 fills stage t % 3 once every consumer warp has released its previous use
+  // (step t - 3), then the full barrier's transaction count tracks the bytes landing.
+  const bool producer = threadIdx.x == 0;
+  auto tma_kv = [&](int t) {
+    if (t >= count) return;
+    const int st = t % kStages;
+    if (t >= kStages) mbar_wait(smem_u32(&sm.empty[st]), ((t - kStages) / kStages) & 1);
+    const uint32_t full = smem_u32(&sm.full[st]);
+    mbar_expect_tx(full, 2u * kKeys * D * sizeof(T));
+    const int key0 = idx[t] * kKeys;
+#pragma unroll
+    for (int half = 0; half < D / 64; ++half) {
+      tma_load(smem_u32(sm.k[st][half]), &tm_k, half * 64, key0, hk, b, full);
+      tma_load(smem_u32(sm.v[st][half]), &tm_v, half * 64, key0, hk, b, full);
+    }
+  };
+  if constexpr (kTma) {
+    if (producer) {
+#pragma unroll
+      for (int st = 0; st < kStages; ++st) {
+        mbar_init(smem_u32(&sm.full[st]), 1);
+        mbar_init(smem_u32(&sm.empty[st]), kThreads / 32);
+      }
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (producer) {
+      tma_kv(0);
+      tma_kv(1);
+    }
+    __syncwarp();
+    load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len);
+    cp_async_commit();
+  } else {
+    load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len);
+    load_kv(0);  // same group as Q
+    load_kv(1);
+  }
+  auto wait_full = [&](int t) { mbar_wait(smem_u32(&sm.full[t % kStages]), (t / kStages) & 1); };
 
   const float scale2 = p.scale * kLog2e;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
@@ -241,9 +317,16 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_attention_sm90_kernel(cons
   };
 
   if (count > 0) {
-    cp_async_wait<1>();  // Q, K0, V0
-    wgmma::fence_proxy_async();
-    __syncthreads();
+    if constexpr (kTma) {
+      cp_async_wait<0>();  // Q
+      wgmma::fence_proxy_async();
+      __syncthreads();
+      wait_full(0);
+    } else {
+      cp_async_wait<1>();  // Q, K0, V0
+      wgmma::fence_proxy_async();
+      __syncthreads();
+    }
     issue_s(0);
     wgmma::wait<0>();
     softmax(0);
@@ -253,16 +336,27 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_attention_sm90_kernel(cons
   // softmax of block t+1 runs while PV(t) is still in flight (it reads pa and writes o, the
   // softmax only s); P is packed into pa once PV(t) is done.
   for (int t = 0; t + 1 < count; ++t) {
-    cp_async_wait<0>();  // K(t+1), V(t+1)
-    wgmma::fence_proxy_async();
-    __syncthreads();     // copies visible; every warpgroup is past step t-1, so stage (t+2)%3 is free
-    issue_s(t + 1);
-    load_kv(t + 2);
+    if constexpr (kTma) {
+      wait_full(t + 1);  // K(t+1), V(t+1) landed
+      issue_s(t + 1);
+      if (producer) tma_kv(t + 2);
+      __syncwarp();  // warp 0 reconverges before the next warpgroup-wide wgmma
+    } else {
+      cp_async_wait<0>();  // K(t+1), V(t+1)
+      wgmma::fence_proxy_async();
+      __syncthreads();     // copies visible; every warpgroup is past step t-1, so stage (t+2)%3 is free
+      issue_s(t + 1);
+      load_kv(t + 2);
+    }
     issue_pv(t);
     wgmma::wait<1>();    // S(t+1) done
     softmax(t + 1);
     wgmma::wait<0>();    // PV(t) done
     wgmma::fence_operand(o);
+    if constexpr (kTma) {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(smem_u32(&sm.empty[t % kStages]));  // this warp is done with stage t
+    }
     to_pa();
   }
   if (count > 0) {
@@ -295,15 +389,58 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_attention_sm90_kernel(cons
 #endif
 }
 
-template <typename T, int D>
-cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t stream) {
+// A 4-D tensor map over K or V viewed as [B, H, L, D] (innermost first: D, L, H, B) with a box of
+// 64 columns x 128 rows and 128-byte swizzle, i.e. exactly one swizzled half-tile. Returns false
+// when TMA cannot describe the layout (pointer not 16-byte aligned, strides not multiples of 16
+// bytes) or the driver lacks the encoder.
+bool make_kv_map(CUtensorMap* map, const void* base, DType dtype, int head_dim, int len, int heads, int batch,
+                 int64_t stride_l, int64_t stride_h, int64_t stride_b) {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+      return static_cast<PFN_cuTensorMapEncodeTiled_v12000>(nullptr);
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  if (!encode) return false;
+  const uint64_t esz = 2;
+  if (reinterpret_cast<uintptr_t>(base) % 16 != 0) return false;
+  for (int64_t st : {stride_l, stride_h, stride_b})
+    if ((st * esz) % 16 != 0 || st <= 0) return false;
+  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(len),
+                              static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch)};
+  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(stride_l) * esz, static_cast<cuuint64_t>(stride_h) * esz,
+                                 static_cast<cuuint64_t>(stride_b) * esz};
+  const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(kKeys), 1, 1};
+  const cuuint32_t elem[4] = {1, 1, 1, 1};
+  const CUresult r = encode(map, dtype == DType::kBF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                            4, const_cast<void*>(base), dims, strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS;
+}
+
+template <typename T, int D, bool kTma>
+cudaError_t launch_kernel(const CUtensorMap& mk, const CUtensorMap& mv, const AttentionParams& p, cudaStream_t stream) {
   const size_t smem = sizeof(SmemT<D>) + 1024;  // + alignment slack
-  cudaError_t e = cudaFuncSetAttribute(sparse_attention_sm90_kernel<T, D>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  auto* kernel = sparse_attention_sm90_kernel<T, D, kTma>;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (e != cudaSuccess) return e;
   dim3 grid((p.q_len + kRows - 1) / kRows, p.q_heads, p.batch);
-  sparse_attention_sm90_kernel<T, D><<<grid, kThreads, smem, stream>>>(p);
+  kernel<<<grid, kThreads, smem, stream>>>(mk, mv, p);
   return cudaGetLastError();
+}
+
+template <typename T, int D>
+cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t stream) {
+  CUtensorMap mk{}, mv{};
+  const bool tma = p.impl != AttentionImpl::kWgmmaCpAsync &&
+                   make_kv_map(&mk, p.k, p.dtype, D, p.k_len, p.kv_heads, p.batch, p.k_stride_l, p.k_stride_h,
+                               p.k_stride_b) &&
+                   make_kv_map(&mv, p.v, p.dtype, D, p.k_len, p.kv_heads, p.batch, p.v_stride_l, p.v_stride_h,
+                               p.v_stride_b);
+  return tma ? launch_kernel<T, D, true>(mk, mv, p, stream) : launch_kernel<T, D, false>(mk, mv, p, stream);
 }
 
 }  // namespace
