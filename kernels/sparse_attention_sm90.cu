@@ -1,22 +1,26 @@
-// Block-sparse flash attention, forward, Hopper (v3: wgmma, pipelined, sm_90a).
+// Block-sparse flash attention, forward, Hopper (sm_90a). History and measurements: NOTES.md.
 //
 // CTA = one 128-row query block of one (batch, head) = 2 warpgroups x 64 rows, walking the row's
 // kept key blocks (compact index list, ascending) one whole 128-key block per step:
-//   S = Q K^T    wgmma m64n128k16, Q and K both from shared memory (K-major, 128B swizzle),
-//   mask + online softmax in registers (log2 domain),
+//   S = Q K^T    wgmma m64n128k16 with K from shared memory (K-major, 128B swizzle) and Q as
+//                register A fragments (read once with ldmatrix), or Q from shared memory too on
+//                the cp.async path,
+//   mask + online softmax in registers (log2 domain, ex2.approx),
 //   O += P V     wgmma m64n{D}k16 with P as the register A operand (the S accumulator layout is
 //                the A-fragment layout, so P is only converted and packed) and V from shared
 //                memory N-contiguous ("MN-major", imm-trans-b = 1: LBO = distance between the
 //                64-column halves, SBO = 1024 B between 8-key groups).
-// Tiles sit in shared memory as 128-byte rows (64 elements) in 64-column halves, 16-byte chunk
-// c of row r at chunk c ^ (r % 8), the canonical 128B-swizzle layout wgmma reads. K/V blocks
-// go through 3 shared-memory stages filled with cp.async by all 256 threads, one block ahead
-// (one barrier per step: past it, every warpgroup has finished the step that used the stage being
-// refilled); cp.async writes are
-// generic-proxy writes, so every thread fences the async proxy before the barrier that precedes
-// wgmma. v3 pipelines each warpgroup (FA3's order): S(t+1) and PV(t) are issued back to back and
-// the softmax of block t+1 runs on the CUDA cores while PV(t) is on the tensor cores.
-// Rows with no kept key output zeros and LSE -inf, like v1 (sparse_attention.cu).
+// Tiles sit in shared memory as 128-byte rows (64 elements) in 64-column halves, 16-byte chunk c
+// of row r at chunk c ^ (r % 8): the canonical 128B-swizzle layout wgmma reads and TMA writes.
+// K/V go through 3 stages, loaded two blocks ahead:
+//   TMA path (default): thread 0 issues cp.async.bulk.tensor loads; per-stage full mbarriers
+//     (transaction counts) and empty mbarriers (one arrive per consumer warp) replace CTA barriers.
+//   cp.async path (layouts TMA cannot describe): all threads copy, fence the async proxy and meet
+//     at one CTA barrier per step.
+// Per warpgroup, FA3's order: S(t+1) and PV(t) are issued back to back and the softmax of block
+// t+1 runs on the CUDA cores while PV(t) is on the tensor cores; P is packed after PV(t) retires
+// (writing the A registers of an in-flight wgmma makes ptxas serialise everything, C7514).
+// Rows with no kept key output zeros and LSE -inf, like the sm_80 kernel (sparse_attention.cu).
 #include <cuda.h>  // CUtensorMap and its enums only; the encoder comes through the runtime
 #include <cudaTypedefs.h>
 #include <cuda_bf16.h>
@@ -61,6 +65,13 @@ __device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t s
          (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32) | (static_cast<uint64_t>(1) << 62);
 }
 
+// 2^x with flush-to-zero (one MUFU.EX2; exp2f without fast-math adds denormal handling).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 template <typename T>
 __device__ __forceinline__ uint32_t pack2(float x, float y);
 template <>
@@ -83,6 +94,16 @@ __device__ __forceinline__ void mma_s<__nv_bfloat16>(float (&s)[64], uint64_t a,
 template <>
 __device__ __forceinline__ void mma_s<__half>(float (&s)[64], uint64_t a, uint64_t b, int acc) {
   wgmma::ss_m64n128k16_f16(s, a, b, acc);
+}
+template <typename T>
+__device__ __forceinline__ void mma_s_rs(float (&s)[64], const uint32_t (&a)[4], uint64_t b, int acc);
+template <>
+__device__ __forceinline__ void mma_s_rs<__nv_bfloat16>(float (&s)[64], const uint32_t (&a)[4], uint64_t b, int acc) {
+  wgmma::rs_m64n128k16_bf16(s, a, b, acc);
+}
+template <>
+__device__ __forceinline__ void mma_s_rs<__half>(float (&s)[64], const uint32_t (&a)[4], uint64_t b, int acc) {
+  wgmma::rs_m64n128k16_f16(s, a, b, acc);
 }
 template <typename T, int D>
 __device__ __forceinline__ void mma_o(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t b);
@@ -164,9 +185,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   SmemT<D>& sm = *reinterpret_cast<SmemT<D>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   constexpr int kO = D / 2;  // O accumulators per thread (m64nD)
 
-  const int I = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int hk = h / (p.q_heads / p.kv_heads);
   const int qb = (p.q_len + kRows - 1) / kRows, kb = (p.k_len + kRows - 1) / kRows;
+  // Causal rows grow with the query block: launch the longest first so the short ones fill the
+  // tail of the grid instead of leaving SMs idle behind a few long CTAs.
+  const int I = p.causal ? qb - 1 - static_cast<int>(blockIdx.x) : static_cast<int>(blockIdx.x);
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int hk = h / (p.q_heads / p.kv_heads);
   const int len = p.key_lengths ? min(max(p.key_lengths[b], 0), p.k_len) : p.k_len;
   const int off = p.causal ? p.k_len - p.q_len : 0;
   const int64_t row_id = (static_cast<int64_t>(b) * p.q_heads + h) * qb + I;
@@ -240,13 +264,30 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint32_t pa[8][4];  // P of the block whose PV is issued next, as 8 k16 A fragments
   float fa = 1.f, fb = 1.f;  // O rescale factors that go with pa
 
+  // TMA path: Q lives in registers as A fragments (read once with ldmatrix from the swizzled
+  // tile), which takes Q's share of shared-memory bandwidth off every S GEMM. The cp.async path
+  // has no registers to spare for it (244 already) and keeps Q in shared memory.
+  uint32_t qf[kTma ? D / 16 : 1][4];
+  auto load_q_fragments = [&] {
+    if constexpr (kTma) {
+      const int row = wg * 64 + warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const int c16 = (2 * kk + lane / 16) % 8;
+        ldmatrix_x4(qf[kk], sm.q[kk / 4] + row * 128 + ((c16 ^ (row & 7)) << 4));
+      }
+    }
+  };
   auto issue_s = [&](int t) {  // s = Q K_t^T for this warpgroup's 64 rows (async)
     wgmma::fence_operand(s);
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t koff = (kk / 4) * kHalfBytes + (kk % 4) * 32;
-      mma_s<T>(s, desc(q_base + koff, 16, 1024), desc(smem_u32(sm.k[t % kStages][0]) + koff, 16, 1024), kk > 0);
+      if constexpr (kTma)
+        mma_s_rs<T>(s, qf[kk], desc(smem_u32(sm.k[t % kStages][0]) + koff, 16, 1024), kk > 0);
+      else
+        mma_s<T>(s, desc(q_base + koff, 16, 1024), desc(smem_u32(sm.k[t % kStages][0]) + koff, 16, 1024), kk > 0);
     }
     wgmma::commit();
   };
@@ -276,16 +317,16 @@ __global__ void __launch_bounds__(kThreads, 1)
       tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, x));
     }
     const float nm_a = fmaxf(m_a, tmax_a * scale2), nm_b = fmaxf(m_b, tmax_b * scale2);
-    fa = nm_a == -INFINITY ? 0.f : exp2f(m_a - nm_a);
-    fb = nm_b == -INFINITY ? 0.f : exp2f(m_b - nm_b);
+    fa = nm_a == -INFINITY ? 0.f : fast_exp2(m_a - nm_a);
+    fb = nm_b == -INFINITY ? 0.f : fast_exp2(m_b - nm_b);
     const float sub_a = nm_a == -INFINITY ? 0.f : nm_a, sub_b = nm_b == -INFINITY ? 0.f : nm_b;
     float ps_a = 0.f, ps_b = 0.f;
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
-      s[4 * j] = exp2f(fmaf(s[4 * j], scale2, -sub_a));
-      s[4 * j + 1] = exp2f(fmaf(s[4 * j + 1], scale2, -sub_a));
-      s[4 * j + 2] = exp2f(fmaf(s[4 * j + 2], scale2, -sub_b));
-      s[4 * j + 3] = exp2f(fmaf(s[4 * j + 3], scale2, -sub_b));
+      s[4 * j] = fast_exp2(fmaf(s[4 * j], scale2, -sub_a));
+      s[4 * j + 1] = fast_exp2(fmaf(s[4 * j + 1], scale2, -sub_a));
+      s[4 * j + 2] = fast_exp2(fmaf(s[4 * j + 2], scale2, -sub_b));
+      s[4 * j + 3] = fast_exp2(fmaf(s[4 * j + 3], scale2, -sub_b));
       ps_a += s[4 * j] + s[4 * j + 1];
       ps_b += s[4 * j + 2] + s[4 * j + 3];
     }
@@ -304,9 +345,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Rescales O (no PV in flight) and issues O += P V_t (async).
   auto issue_pv = [&](int t) {
     wgmma::fence_operand(o);
+    // Once the running maxima settle most steps leave them unchanged: skip the multiplies when
+    // no row of the warp moved (warp-uniform branch).
+    if (!__all_sync(0xffffffffu, fa == 1.f && fb == 1.f)) {
 #pragma unroll
-    for (int j = 0; j < kO / 4; ++j) {
-      o[4 * j] *= fa, o[4 * j + 1] *= fa, o[4 * j + 2] *= fb, o[4 * j + 3] *= fb;
+      for (int j = 0; j < kO / 4; ++j) {
+        o[4 * j] *= fa, o[4 * j + 1] *= fa, o[4 * j + 2] *= fb, o[4 * j + 3] *= fb;
+      }
     }
     wgmma::fence_operand(o);
     wgmma::fence();
@@ -319,8 +364,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (count > 0) {
     if constexpr (kTma) {
       cp_async_wait<0>();  // Q
-      wgmma::fence_proxy_async();
       __syncthreads();
+      load_q_fragments();
       wait_full(0);
     } else {
       cp_async_wait<1>();  // Q, K0, V0
