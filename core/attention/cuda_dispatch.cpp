@@ -177,4 +177,27 @@ AttentionOutput block_sparse_attention(const at::Tensor& q_in, const at::Tensor&
   return out;
 }
 
+bool dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionOptions& opts,
+                     bool return_lse, AttentionOutput* out, std::string* why) {
+  if (!q.is_cuda()) {
+    if (why) *why = "tensors are not on a CUDA device";
+    return false;
+  }
+  const int64_t Lq = q.size(1), Lk = k.size(1);
+  const bool sdpa = q.size(2) == k.size(2) && !opts.key_lengths.defined() && !return_lse &&
+                    (!opts.causal || Lq == Lk) && q.scalar_type() == k.scalar_type() &&
+                    k.scalar_type() == v.scalar_type() && q.scalar_type() != at::kDouble;
+  if (sdpa) {
+    // [B, L, H, D] -> [B, H, L, D] views; SDPA picks cuDNN / FlashAttention / efficient itself.
+    at::Tensor o = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {},
+                                                    0.0, opts.causal, opts.scale);
+    out->out = o.transpose(1, 2).contiguous();  // [B, Lq, H, D]
+    return true;
+  }
+  const BlockMask all = BlockMask::full(q.size(0), q.size(2), 128, Lq, Lk, opts);
+  if (!supports_attention(q, k, v, all, why)) return false;
+  *out = cuda::block_sparse_attention(q, k, v, all, opts, return_lse);
+  return true;
+}
+
 }  // namespace xattn::attention::cuda

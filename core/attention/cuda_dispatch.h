@@ -21,7 +21,19 @@ bool supports_attention(const at::Tensor& q, const at::Tensor& k, const at::Tens
                         std::string* why);
 AttentionOutput block_sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                        const BlockMask& mask, const AttentionOptions& opts, bool return_lse);
+// Dense attention on the GPU: LibTorch's scaled_dot_product_attention (cuDNN / FlashAttention)
+// where its semantics equal ours — same head count for q and k, no key lengths, no LSE, causal
+// only with Lq == Lk (SDPA aligns the causal mask to the top-left corner, we to the bottom-right)
+// — else our block-sparse kernel with every computable block kept. False (with `why`) when
+// neither can run the call.
+bool dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionOptions& opts,
+                     bool return_lse, AttentionOutput* out, std::string* why);
 #else
+inline bool dense_attention(const at::Tensor&, const at::Tensor&, const at::Tensor&, const AttentionOptions&, bool,
+                            AttentionOutput*, std::string* why) {
+  if (why) *why = "this build has no CUDA kernels (XATTN_CUDA off or a CPU-only LibTorch)";
+  return false;
+}
 inline bool supports_attention(const at::Tensor&, const at::Tensor&, const at::Tensor&, const BlockMask&,
                                std::string* why) {
   if (why) *why = "this build has no CUDA kernels (XATTN_CUDA off or a CPU-only LibTorch)";

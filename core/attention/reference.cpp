@@ -139,6 +139,12 @@ AttentionOutput dense_attention(const at::Tensor& q, const at::Tensor& k, const 
                                 const AttentionOptions& opts, bool return_lse) {
   const Shapes s = Shapes::check(q, k, v, opts);
   XATTN_CHECK_IN("attention", v.defined(), "v must be a defined tensor");
+  if (opts.backend != Backend::kReference && q.is_cuda()) {
+    AttentionOutput gpu;
+    std::string why;
+    if (cuda::dense_attention(q, k, v, opts, return_lse, &gpu, &why)) return gpu;
+    XATTN_CHECK_IN("attention", opts.backend != Backend::kCuda, "the CUDA path cannot run this call: ", why);
+  }
   const Geometry g = Geometry::make(s.batch, s.q_len, s.k_len, 1, opts);
   const auto ct = compute_type(q);
   const double scale = opts.scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));

@@ -176,8 +176,8 @@ TEST(XAttentionCuda, EstimateIsCapturableInACudaGraph) {
 // each call, so the caching allocator hands it back and any row a kernel skips stays NaN.
 TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
   REQUIRE_CUDA_KERNELS();
-  int major = 0;
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  const auto gpus = xattn::cuda_devices();
+  const int major = gpus.empty() ? 0 : gpus.front().cc_major;
   std::vector<std::string> kernels = {"mma_sync"};
   if (major == 9) {
     kernels.push_back("wgmma");           // TMA-fed
@@ -239,4 +239,46 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
   }
   }
   unsetenv("XATTN_ATTENTION_KERNEL");
+}
+
+// Dense attention on CUDA tensors (SDPA where its semantics match, else our kernel with every
+// block kept) against the fp32 reference, including the cases SDPA cannot take.
+TEST(XAttentionCuda, DenseAttentionOnTheGpuMatchesTheReference) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(35);
+  struct C {
+    int64_t Lq, Lk, H, Hkv, D;
+    bool causal, lengths, lse;
+    at::ScalarType dtype;
+  };
+  const C cases[] = {
+      {700, 700, 4, 4, 128, false, false, false, at::kBFloat16},  // SDPA
+      {640, 640, 2, 2, 64, true, false, false, at::kHalf},        // SDPA, causal
+      {700, 700, 8, 2, 128, false, false, false, at::kBFloat16},  // GQA: our kernel
+      {300, 900, 4, 4, 128, true, false, false, at::kBFloat16},   // causal with offset: our kernel
+      {500, 500, 4, 2, 64, false, true, true, at::kHalf},         // key lengths + LSE: our kernel
+      {200, 200, 2, 2, 32, false, false, false, at::kFloat},      // fp32, D 32: SDPA
+  };
+  for (const C& c : cases) {
+    SCOPED_TRACE(testing::Message() << "Lq " << c.Lq << " Lk " << c.Lk << " H " << c.H << "/" << c.Hkv << " causal "
+                                    << c.causal << " lengths " << c.lengths);
+    at::Tensor q = at::randn({2, c.Lq, c.H, c.D}).to(c.dtype), k = at::randn({2, c.Lk, c.Hkv, c.D}).to(c.dtype);
+    at::Tensor v = at::randn({2, c.Lk, c.Hkv, c.D}).to(c.dtype);
+    AttentionOptions r;
+    r.causal = c.causal;
+    if (c.lengths) r.key_lengths = at::tensor(std::vector<int64_t>{c.Lk - 123, c.Lk});
+    AttentionOptions g = r;
+    if (c.lengths) g.key_lengths = r.key_lengths.cuda();
+    g.backend = Backend::kCuda;
+    const AttentionOutput got = dense_attention(q.cuda(), k.cuda(), v.cuda(), g, c.lse);
+    r.backend = Backend::kReference;
+    const AttentionOutput want = dense_attention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), r, c.lse);
+    const at::Tensor out = got.out.cpu().to(at::kFloat);
+    ASSERT_EQ(out.sizes(), want.out.sizes());
+    const double rel = (out - want.out).norm().item<double>() / want.out.norm().item<double>();
+    EXPECT_LT(rel, c.dtype == at::kFloat ? 1e-4 : 1e-2);
+    if (c.lse) {
+      EXPECT_LT((got.lse.cpu() - want.lse.to(at::kFloat)).abs().max().item<float>(), 2e-2);
+    }
+  }
 }
