@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "kernels/ptx.cuh"
+#include "kernels/tma.cuh"
 #include "kernels/score_common.cuh"
 #include "kernels/xattn_kernels.h"
 
@@ -89,10 +90,19 @@ struct alignas(1024) Smem90 {
   float acc[kBM][kBN / kMinGroupsPerBlock];  // one tile's block sums per row
   float row_max[kBM];
   float row_sum[kBM];
+  uint64_t full[kStages];   // TMA path: the stage's Q and K chunks have landed
+  uint64_t empty[kStages];  // TMA path: every warp's wgmma reading the stage has retired
 };
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScoreParams p) {
+// kTma: Q and K chunks arrive by TMA (5-D maps over [B, H, groups, S, D], so the strided
+// antidiagonal gather is one box per operand) into stages guarded by full/empty mbarriers,
+// issued by thread 0; needs q_len and k_len to be multiples of the stride (a partial last group
+// must read zeros past the end, which a [groups, S] map cannot express). Otherwise all threads
+// gather with cp.async behind a CTA barrier per chunk.
+template <typename T, bool kTma>
+__global__ void __launch_bounds__(kThreads, 1)
+    score_kernel_sm90(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
+                      const ScoreParams p) {
 #ifdef XATTN_SM90A
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   // The dynamic shared window is 1024-byte aligned in practice; align explicitly anyway.
@@ -144,6 +154,36 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
     cp_async_commit();
   };
 
+  const bool producer = threadIdx.x == 0;
+  // TMA: chunk n of the stream into stage n % kStages once its previous use (chunk n - kStages)
+  // has been released by every warp.
+  auto issue = [&](int n) {
+    if (n >= total) return;
+    const int st = n % kStages;
+    if (n >= kStages) tma::mbar_wait(smem_u32(&sm.empty[st]), ((n - kStages) / kStages) & 1);
+    const int tile = n / chunks_per_tile, chunk = n % chunks_per_tile;
+    const int e = chunk * kBK;
+    const int t = e / p.head_dim, d0 = e % p.head_dim;
+    const uint32_t full = smem_u32(&sm.full[st]);
+    tma::mbar_expect_tx(full, (kBM + kBN) * kBK * sizeof(T));
+    tma::load_5d(smem_u32(sm.q[st]), &tm_q, d0, S - 1 - t, i0, h, b, full);
+    tma::load_5d(smem_u32(sm.k[st]), &tm_k, d0, t, tile * kBN, hk, b, full);
+  };
+  if constexpr (kTma) {
+    if (producer) {
+      for (int st = 0; st < kStages; ++st) {
+        tma::mbar_init(smem_u32(&sm.full[st]), 1);
+        tma::mbar_init(smem_u32(&sm.empty[st]), kThreads / 32);
+      }
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+  }
+  auto release = [&](int n) {  // this warp is done with chunk n's stage
+    __syncwarp();
+    if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[n % kStages]));
+  };
+
   const float scale2 = p.scale / static_cast<float>(S) * kLog2e;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
   for (int x = threadIdx.x; x < kBM * (kBN / kMinGroupsPerBlock); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
@@ -155,25 +195,41 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
   // iteration `it` was last read by wgmma(it - kPrefetch - ... ) which every warpgroup has
   // waited for before the barrier of this iteration (wait_group 1 at it - 1 retires it - 2).
   constexpr int kPrefetch = kStages - 2;
+  if constexpr (kTma) {
+    if (producer)
+      for (int st = 0; st < kPrefetch; ++st) issue(st);
+    __syncwarp();
+  } else {
 #pragma unroll
-  for (int st = 0; st < kPrefetch; ++st) load(st, st);
+    for (int st = 0; st < kPrefetch; ++st) load(st, st);
+  }
   for (int tile = 0; tile < n_tiles; ++tile) {
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
     for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
       const int it = tile * chunks_per_tile + chunk;
       const int st = it % kStages;
-      cp_async_wait<kPrefetch - 1>();  // chunk `it` has landed (for this thread)
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-      __syncthreads();                 // ... for every thread
-      load(it + kPrefetch, (it + kPrefetch) % kStages);
+      if constexpr (kTma) {
+        tma::mbar_wait(smem_u32(&sm.full[st]), (it / kStages) & 1);
+        if (producer) issue(it + kPrefetch);
+        __syncwarp();
+      } else {
+        cp_async_wait<kPrefetch - 1>();  // chunk `it` has landed (for this thread)
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();                 // ... for every thread
+        load(it + kPrefetch, (it + kPrefetch) % kStages);
+      }
       const uint32_t qa = smem_u32(sm.q[st]) + wg * 64 * 128, kb_addr = smem_u32(sm.k[st]);
 #pragma unroll
       for (int kk = 0; kk < kBK / 16; ++kk)
         wgmma<T>(acc, make_desc(qa + kk * 32), make_desc(kb_addr + kk * 32), (chunk == 0 && kk == 0) ? 0 : 1);
       asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
       asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+      if constexpr (kTma) {
+        if (chunk > 0) release(it - 1);  // retired by the wait above
+      }
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    if constexpr (kTma) release((tile + 1) * chunks_per_tile - 1);
 
     // ---- epilogue of one 128 x 256 tile of logits ----
     const int j0 = tile * kBN;
@@ -255,16 +311,38 @@ __global__ void __launch_bounds__(kThreads, 1) score_kernel_sm90(const ScorePara
 #endif
 }
 
-template <typename T>
-cudaError_t launch_sm90(const ScoreParams& p, cudaStream_t stream) {
+template <typename T, bool kTma>
+cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const ScoreParams& p, cudaStream_t stream) {
   const int nq = (p.q_len + p.stride - 1) / p.stride;
   dim3 grid((nq + kBM - 1) / kBM, p.q_heads, p.batch);
   const size_t smem = sizeof(Smem90) + 1024;
-  cudaError_t e = cudaFuncSetAttribute(score_kernel_sm90<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(smem));
+  auto* kernel = score_kernel_sm90<T, kTma>;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (e != cudaSuccess) return e;
-  score_kernel_sm90<T><<<grid, kThreads, smem, stream>>>(p);
+  kernel<<<grid, kThreads, smem, stream>>>(mq, mk, p);
   return cudaGetLastError();
+}
+
+// Q or K viewed as [B, H, groups, S, D] (token = group * S + t); box 64 columns x 1 x rows.
+bool make_group_map(CUtensorMap* map, const void* base, DType dtype, int head_dim, int len, int stride, int heads,
+                    int batch, int64_t stride_l, int64_t stride_h, int64_t stride_b, uint32_t rows) {
+  if (len % stride != 0) return false;
+  const uint64_t dims[5] = {static_cast<uint64_t>(head_dim), static_cast<uint64_t>(stride),
+                            static_cast<uint64_t>(len / stride), static_cast<uint64_t>(heads),
+                            static_cast<uint64_t>(batch)};
+  const int64_t strides[4] = {stride_l, stride_l * stride, stride_h, stride_b};
+  const uint32_t box[5] = {static_cast<uint32_t>(kBK), 1, rows, 1, 1};
+  return tma::encode_map(map, base, dtype, 5, dims, strides, box);
+}
+
+template <typename T>
+cudaError_t launch_sm90(const ScoreParams& p, cudaStream_t stream) {
+  CUtensorMap mq{}, mk{};
+  const bool tma = make_group_map(&mq, p.q, p.dtype, p.head_dim, p.q_len, p.stride, p.q_heads, p.batch, p.q_stride_l,
+                                  p.q_stride_h, p.q_stride_b, kBM) &&
+                   make_group_map(&mk, p.k, p.dtype, p.head_dim, p.k_len, p.stride, p.kv_heads, p.batch, p.k_stride_l,
+                                  p.k_stride_h, p.k_stride_b, kBN);
+  return tma ? launch_kernel<T, true>(mq, mk, p, stream) : launch_kernel<T, false>(mq, mk, p, stream);
 }
 
 }  // namespace

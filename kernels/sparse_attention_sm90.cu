@@ -21,14 +21,13 @@
 // t+1 runs on the CUDA cores while PV(t) is on the tensor cores; P is packed after PV(t) retires
 // (writing the A registers of an in-flight wgmma makes ptxas serialise everything, C7514).
 // Rows with no kept key output zeros and LSE -inf, like the sm_80 kernel (sparse_attention.cu).
-#include <cuda.h>  // CUtensorMap and its enums only; the encoder comes through the runtime
-#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cmath>
 
 #include "kernels/ptx.cuh"
+#include "kernels/tma.cuh"
 #include "kernels/wgmma_attention.cuh"
 #include "kernels/xattn_kernels.h"
 
@@ -141,36 +140,6 @@ __device__ __forceinline__ void load_tile(unsigned char (*tile)[kHalfBytes], con
   }
 }
 
-// mbarrier and TMA (cp.async.bulk.tensor) wrappers.
-__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-// Box {64 columns, 128 rows} of a [B, H, L, D] view (coordinates innermost first) into `dst`,
-// 128B-swizzled by the tensor map; rows past L arrive as zeros.
-__device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int d0, int row, int head, int batch,
-                                         uint32_t bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
-      "[%6];\n" ::"r"(dst),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(d0), "r"(row), "r"(head), "r"(batch), "r"(bar)
-      : "memory");
-}
 #endif
 
 // kTma: K/V arrive by TMA into stages guarded by full/empty mbarriers (v4); otherwise all
@@ -220,22 +189,22 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto tma_kv = [&](int t) {
     if (t >= count) return;
     const int st = t % kStages;
-    if (t >= kStages) mbar_wait(smem_u32(&sm.empty[st]), ((t - kStages) / kStages) & 1);
+    if (t >= kStages) tma::mbar_wait(smem_u32(&sm.empty[st]), ((t - kStages) / kStages) & 1);
     const uint32_t full = smem_u32(&sm.full[st]);
-    mbar_expect_tx(full, 2u * kKeys * D * sizeof(T));
+    tma::mbar_expect_tx(full, 2u * kKeys * D * sizeof(T));
     const int key0 = idx[t] * kKeys;
 #pragma unroll
     for (int half = 0; half < D / 64; ++half) {
-      tma_load(smem_u32(sm.k[st][half]), &tm_k, half * 64, key0, hk, b, full);
-      tma_load(smem_u32(sm.v[st][half]), &tm_v, half * 64, key0, hk, b, full);
+      tma::load_4d(smem_u32(sm.k[st][half]), &tm_k, half * 64, key0, hk, b, full);
+      tma::load_4d(smem_u32(sm.v[st][half]), &tm_v, half * 64, key0, hk, b, full);
     }
   };
   if constexpr (kTma) {
     if (producer) {
 #pragma unroll
       for (int st = 0; st < kStages; ++st) {
-        mbar_init(smem_u32(&sm.full[st]), 1);
-        mbar_init(smem_u32(&sm.empty[st]), kThreads / 32);
+        tma::mbar_init(smem_u32(&sm.full[st]), 1);
+        tma::mbar_init(smem_u32(&sm.empty[st]), kThreads / 32);
       }
       asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
@@ -252,7 +221,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     load_kv(0);  // same group as Q
     load_kv(1);
   }
-  auto wait_full = [&](int t) { mbar_wait(smem_u32(&sm.full[t % kStages]), (t / kStages) & 1); };
+  auto wait_full = [&](int t) { tma::mbar_wait(smem_u32(&sm.full[t % kStages]), (t / kStages) & 1); };
 
   const float scale2 = p.scale * kLog2e;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
@@ -400,7 +369,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma::fence_operand(o);
     if constexpr (kTma) {
       __syncwarp();
-      if (lane == 0) mbar_arrive(smem_u32(&sm.empty[t % kStages]));  // this warp is done with stage t
+      if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[t % kStages]));  // this warp is done with stage t
     }
     to_pa();
   }
@@ -434,36 +403,14 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-// A 4-D tensor map over K or V viewed as [B, H, L, D] (innermost first: D, L, H, B) with a box of
-// 64 columns x 128 rows and 128-byte swizzle, i.e. exactly one swizzled half-tile. Returns false
-// when TMA cannot describe the layout (pointer not 16-byte aligned, strides not multiples of 16
-// bytes) or the driver lacks the encoder.
+// K or V viewed as [B, H, L, D]: box 64 columns x 128 rows, exactly one swizzled half-tile.
 bool make_kv_map(CUtensorMap* map, const void* base, DType dtype, int head_dim, int len, int heads, int batch,
                  int64_t stride_l, int64_t stride_h, int64_t stride_b) {
-  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess)
-      return static_cast<PFN_cuTensorMapEncodeTiled_v12000>(nullptr);
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
-  }();
-  if (!encode) return false;
-  const uint64_t esz = 2;
-  if (reinterpret_cast<uintptr_t>(base) % 16 != 0) return false;
-  for (int64_t st : {stride_l, stride_h, stride_b})
-    if ((st * esz) % 16 != 0 || st <= 0) return false;
-  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(len),
-                              static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch)};
-  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(stride_l) * esz, static_cast<cuuint64_t>(stride_h) * esz,
-                                 static_cast<cuuint64_t>(stride_b) * esz};
-  const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(kKeys), 1, 1};
-  const cuuint32_t elem[4] = {1, 1, 1, 1};
-  const CUresult r = encode(map, dtype == DType::kBF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-                            4, const_cast<void*>(base), dims, strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  return r == CUDA_SUCCESS;
+  const uint64_t dims[4] = {static_cast<uint64_t>(head_dim), static_cast<uint64_t>(len),
+                            static_cast<uint64_t>(heads), static_cast<uint64_t>(batch)};
+  const int64_t strides[3] = {stride_l, stride_h, stride_b};
+  const uint32_t box[4] = {64, static_cast<uint32_t>(kKeys), 1, 1};
+  return tma::encode_map(map, base, dtype, 4, dims, strides, box);
 }
 
 template <typename T, int D, bool kTma>
