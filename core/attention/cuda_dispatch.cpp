@@ -40,19 +40,34 @@ bool supports_estimate(const at::Tensor& q, const at::Tensor& k, int64_t stride,
   return true;
 }
 
+namespace {
+// A tensor from the caller's workspace when there is one, else a fresh one.
+at::Tensor buffer(const AttentionOptions& opts, const std::string& slot, at::IntArrayRef shape, at::ScalarType dtype,
+                  const at::Device& device) {
+  if (opts.workspace) return opts.workspace->get(slot, shape, dtype, device);
+  return at::empty(shape, at::TensorOptions().dtype(dtype).device(device));
+}
+// Key lengths as int32 on the device (a device-side copy into the workspace when there is one).
+at::Tensor key_lengths_int(const AttentionOptions& opts, const at::Device& device) {
+  if (!opts.key_lengths.defined()) return {};
+  if (!opts.workspace) return opts.key_lengths.to(device, at::kInt).contiguous();
+  at::Tensor l = opts.workspace->get("key_lengths", {opts.key_lengths.numel()}, at::kInt, device);
+  l.copy_(opts.key_lengths.reshape({-1}), /*non_blocking=*/true);
+  return l;
+}
+}  // namespace
+
 at::Tensor antidiagonal_scores(const at::Tensor& q_in, const at::Tensor& k_in, int64_t stride, int64_t block_size,
                                const AttentionOptions& opts) {
   const at::Tensor q = vector_friendly(q_in), k = vector_friendly(k_in);
   const int64_t B = q.size(0), Lq = q.size(1), H = q.size(2), D = q.size(3), Lk = k.size(1);
   const int64_t qb = (Lq + block_size - 1) / block_size, kb = (Lk + block_size - 1) / block_size;
-  const auto fopt = q.options().dtype(at::kFloat);
-  at::Tensor scores = at::zeros({B, H, qb, kb}, fopt);
+  at::Tensor scores = buffer(opts, "scores", {B, H, qb, kb}, at::kFloat, q.device()).zero_();
   const size_t ws_bytes = kernels::antidiagonal_workspace_bytes(static_cast<int>(B), static_cast<int>(H),
                                                                 static_cast<int>(Lq), static_cast<int>(Lk),
                                                                 static_cast<int>(stride), static_cast<int>(block_size));
-  at::Tensor ws = at::empty({static_cast<int64_t>(ws_bytes / sizeof(float))}, fopt);
-  at::Tensor lens;
-  if (opts.key_lengths.defined()) lens = opts.key_lengths.to(q.device(), at::kInt).contiguous();
+  at::Tensor ws = buffer(opts, "score_scratch", {static_cast<int64_t>(ws_bytes / sizeof(float))}, at::kFloat, q.device());
+  const at::Tensor lens = key_lengths_int(opts, q.device());
   kernels::ScoreParams p;
   p.q = q.data_ptr();
   p.k = k.data_ptr();
@@ -81,21 +96,23 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
   m.q_len = q_len;
   m.k_len = k_len;
   m.causal = opts.causal;
-  m.mask = at::empty({B, H, qb, kb}, scores.options().dtype(at::kBool));
-  m.indices = at::empty({B, H, qb, kb}, scores.options().dtype(at::kInt));
-  m.counts = at::empty({B, H, qb}, scores.options().dtype(at::kInt));
-  m.kept = at::zeros({B, H}, scores.options().dtype(at::kLong));
-  m.computable = at::zeros({B, H}, scores.options().dtype(at::kLong));
-  at::Tensor lens, taus;
-  if (opts.key_lengths.defined()) lens = opts.key_lengths.to(dev, at::kInt).contiguous();
+  m.mask = buffer(opts, "mask", {B, H, qb, kb}, at::kBool, dev);
+  m.indices = buffer(opts, "indices", {B, H, qb, kb}, at::kInt, dev);
+  m.counts = buffer(opts, "counts", {B, H, qb}, at::kInt, dev);
+  m.kept = buffer(opts, "kept", {B, H}, at::kLong, dev).zero_();
+  m.computable = buffer(opts, "computable", {B, H}, at::kLong, dev).zero_();
+  const at::Tensor lens = key_lengths_int(opts, dev);
+  at::Tensor taus;
   kernels::SelectParams p;
   p.scores = scores.data_ptr<float>();
   p.threshold = static_cast<float>(cfg.threshold);
   if (!cfg.head_thresholds.empty()) {
     XATTN_CHECK_IN("xattention", static_cast<int64_t>(cfg.head_thresholds.size()) == H, "head_thresholds has ",
                    cfg.head_thresholds.size(), " entries but there are ", H, " query heads");
-    // The one host-to-device copy: per-head thresholds (a few floats).
-    taus = at::tensor(std::vector<float>(cfg.head_thresholds.begin(), cfg.head_thresholds.end())).to(dev);
+    // Per-head thresholds (a few floats): uploaded on every call without a workspace, once per
+    // distinct list with one.
+    taus = opts.workspace ? opts.workspace->thresholds(cfg.head_thresholds, dev)
+                          : at::tensor(std::vector<float>(cfg.head_thresholds.begin(), cfg.head_thresholds.end())).to(dev);
     p.head_threshold = taus.data_ptr<float>();
   }
   p.key_lengths = lens.defined() ? lens.data_ptr<int32_t>() : nullptr;

@@ -80,6 +80,33 @@ BlockMask BlockMask::from_mask(const at::Tensor& mask, int64_t block_size, int64
   return m;
 }
 
+at::Tensor Workspace::get(const std::string& slot, at::IntArrayRef shape, at::ScalarType dtype,
+                          const at::Device& device) {
+  int64_t numel = 1;
+  for (int64_t d : shape) numel *= d;
+  at::Tensor& buf = buffers_[slot];
+  if (!buf.defined() || buf.numel() < numel || buf.scalar_type() != dtype || buf.device() != device) {
+    buf = at::empty({std::max<int64_t>(numel, 1)}, at::TensorOptions().dtype(dtype).device(device));
+    ++allocations_;
+  }
+  return buf.narrow(0, 0, numel).view(shape);
+}
+
+at::Tensor Workspace::thresholds(const std::vector<double>& taus, const at::Device& device) {
+  if (!taus_.defined() || taus != taus_key_ || taus_.device() != device) {
+    taus_ = at::tensor(std::vector<float>(taus.begin(), taus.end())).to(device);
+    taus_key_ = taus;
+    ++allocations_;
+  }
+  return taus_;
+}
+
+int64_t Workspace::bytes() const {
+  int64_t total = taus_.defined() ? taus_.nbytes() : 0;
+  for (const auto& [name, t] : buffers_) total += static_cast<int64_t>(t.nbytes());
+  return total;
+}
+
 BlockMask BlockMask::full(int64_t batch, int64_t heads, int64_t block_size, int64_t q_len, int64_t k_len,
                           const AttentionOptions& opts) {
   const Geometry g = Geometry::make(batch, q_len, k_len, block_size, opts);

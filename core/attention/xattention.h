@@ -30,6 +30,7 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,11 +73,36 @@ struct AttentionSpec {
 enum class Backend { kAuto, kReference, kCuda };
 
 // Per-call facts that come from the model, not from a config file.
+// Device memory that the CUDA estimate reuses across calls: block scores, the scoring kernel's
+// scratch, the mask, index lists and counts, key lengths and per-head thresholds. With a
+// workspace in AttentionOptions, repeated calls (every layer, every step) allocate no device
+// memory for these once the largest shape has been seen, and copy nothing from the host (a list
+// of per-head thresholds is uploaded once, when it first appears). The BlockMask that estimate()
+// returns then views the workspace: it stays valid until the next estimate() with the same
+// workspace. One workspace per stream; not thread-safe.
+class Workspace {
+ public:
+  // A tensor of `shape` and `dtype` on `device` backed by the buffer named `slot`, which grows
+  // (reallocates) only when it is too small.
+  at::Tensor get(const std::string& slot, at::IntArrayRef shape, at::ScalarType dtype, const at::Device& device);
+  // Per-head thresholds as a float tensor on `device`, uploaded only when the list changes.
+  at::Tensor thresholds(const std::vector<double>& taus, const at::Device& device);
+  int64_t allocations() const { return allocations_; }  // device allocations so far (tests)
+  int64_t bytes() const;
+
+ private:
+  std::map<std::string, at::Tensor> buffers_;
+  std::vector<double> taus_key_;
+  at::Tensor taus_;
+  int64_t allocations_ = 0;
+};
+
 struct AttentionOptions {
   bool causal = false;            // causal: query i sits at absolute position i + (Lk - Lq)
   std::optional<double> scale;    // softmax scale; default 1/sqrt(head_dim)
   at::Tensor key_lengths;         // optional int [B]: keys at or beyond key_lengths[b] are padding
   Backend backend = Backend::kAuto;
+  Workspace* workspace = nullptr; // optional reusable memory for the CUDA estimate (see Workspace)
 };
 
 // The selected blocks. Row = (batch, query head, query block).

@@ -414,3 +414,26 @@ TEST(XAttention, BadInputNamesTheTensorOrField) {
   EXPECT_NE(error_of([&] { attention(q, k, v, spec); }).find("attention.mode: must be one of dense, xattention"),
             std::string::npos);
 }
+
+TEST(XAttention, WorkspaceGrowsOnlyWhenTooSmall) {
+  Workspace ws;
+  at::Tensor a = ws.get("x", {4, 8}, at::kFloat, at::kCPU);
+  EXPECT_EQ(a.sizes(), (at::IntArrayRef{4, 8}));
+  EXPECT_EQ(ws.allocations(), 1);
+  at::Tensor b = ws.get("x", {2, 3}, at::kFloat, at::kCPU);  // fits: a view of the same memory
+  EXPECT_EQ(ws.allocations(), 1);
+  EXPECT_EQ(b.data_ptr(), a.data_ptr());
+  ws.get("x", {5, 8}, at::kFloat, at::kCPU);  // larger: grows
+  EXPECT_EQ(ws.allocations(), 2);
+  ws.get("x", {5, 8}, at::kInt, at::kCPU);    // another dtype: reallocates
+  EXPECT_EQ(ws.allocations(), 3);
+  ws.get("y", {1}, at::kFloat, at::kCPU);     // another slot
+  EXPECT_EQ(ws.allocations(), 4);
+  at::Tensor t1 = ws.thresholds({0.9, 0.8}, at::kCPU);
+  at::Tensor t2 = ws.thresholds({0.9, 0.8}, at::kCPU);
+  EXPECT_EQ(t1.data_ptr(), t2.data_ptr());
+  EXPECT_EQ(ws.allocations(), 5);
+  EXPECT_FLOAT_EQ(ws.thresholds({0.5, 0.8}, at::kCPU)[0].item<float>(), 0.5f);
+  EXPECT_EQ(ws.allocations(), 6);
+  EXPECT_EQ(ws.bytes(), 5 * 8 * 4 + 4 + 2 * 4);
+}

@@ -282,3 +282,41 @@ TEST(XAttentionCuda, DenseAttentionOnTheGpuMatchesTheReference) {
     }
   }
 }
+
+// With a Workspace, repeated estimates allocate nothing after the first call with the largest
+// shape, upload per-head thresholds once, and give the same masks as without one.
+TEST(XAttentionCuda, EstimateWithAWorkspaceReusesItsMemory) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(36);
+  const auto opt = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  XAttentionConfig cfg;
+  cfg.stride = 8;
+  cfg.head_thresholds = {0.9, 0.8, 0.95, 0.7};
+  Workspace ws;
+  AttentionOptions with;
+  with.causal = true;
+  with.workspace = &ws;
+  with.key_lengths = at::tensor(std::vector<int64_t>{1500, 2048}).cuda();
+  AttentionOptions without = with;
+  without.workspace = nullptr;
+  int64_t allocations = -1;
+  const void* mask_ptr = nullptr;
+  for (int call = 0; call < 3; ++call) {
+    const int64_t L = call == 2 ? 1024 : 2048;  // the last call is smaller: still no allocation
+    at::Tensor q = at::randn({2, L, 4, 128}, opt), k = at::randn({2, L, 2, 128}, opt);
+    if (call == 2) with.key_lengths = without.key_lengths = at::tensor(std::vector<int64_t>{700, 1024}).cuda();
+    const BlockMask a = estimate(q, k, cfg, with);
+    const BlockMask b = estimate(q, k, cfg, without);
+    EXPECT_TRUE(at::equal(a.mask.cpu(), b.mask.cpu())) << "call " << call;
+    EXPECT_TRUE(at::equal(a.counts.cpu(), b.counts.cpu())) << "call " << call;
+    EXPECT_TRUE(at::equal(a.kept.cpu(), b.kept.cpu())) << "call " << call;
+    if (call == 0) {
+      allocations = ws.allocations();
+      mask_ptr = a.mask.data_ptr();
+      EXPECT_GT(allocations, 0);
+    } else {
+      EXPECT_EQ(ws.allocations(), allocations) << "call " << call << " allocated";
+      EXPECT_EQ(a.mask.data_ptr(), mask_ptr);
+    }
+  }
+}
