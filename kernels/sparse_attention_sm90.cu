@@ -72,19 +72,6 @@ __device__ __forceinline__ float fast_exp2(float x) {
 }
 
 template <typename T>
-__device__ __forceinline__ uint32_t pack2(float x, float y);
-template <>
-__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float x, float y) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(x, y);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-template <>
-__device__ __forceinline__ uint32_t pack2<__half>(float x, float y) {
-  __half2 v = __floats2half2_rn(x, y);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-
-template <typename T>
 __device__ __forceinline__ void mma_s(float (&s)[64], uint64_t a, uint64_t b, int acc);
 template <>
 __device__ __forceinline__ void mma_s<__nv_bfloat16>(float (&s)[64], uint64_t a, uint64_t b, int acc) {
