@@ -187,6 +187,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const float scale2 = p.scale / static_cast<float>(S) * kLog2e;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
   for (int x = threadIdx.x; x < kBM * (kBN / kMinGroupsPerBlock); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
+  __syncthreads();  // the zeroed block sums before any epilogue adds to them (the TMA path has no other barrier)
   float acc[kAcc];  // the first k16 step of each tile overwrites it (scale-d 0)
 #pragma unroll
   for (int z = 0; z < kAcc; ++z) acc[z] = 0.f;

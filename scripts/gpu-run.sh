@@ -52,7 +52,7 @@ for s in "${steps[@]}"; do
         compute-sanitizer --tool $tool --error-exitcode 9 "$BUILD_DIR/tests/core/xattn_tests_attention_cuda" \
           --gtest_filter='*Selection*:*BlockSparseAttention*' > "$OUT/sanitize-$tool.log" 2>&1 || rc=1
       done
-      status sanitize "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -h 'ERROR SUMMARY' "$OUT"/sanitize-*.log | tr '\n' ' ') ($(( $(date +%s) - t0 )) s)" ;;
+      status sanitize "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT"/sanitize-*.log | sed 's/=* *//' | tr '\n' ';') ($(( $(date +%s) - t0 )) s)" ;;
     bench-scoring)
       t0=$(date +%s)
       if "$BUILD_DIR/bin/xattn" bench scoring -o md --out "$OUT/scoring.md" > /dev/null 2> "$OUT/scoring.err"; then
