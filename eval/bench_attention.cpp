@@ -67,7 +67,10 @@ Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallbac
       xc.stride = cfg.stride;
       time_mask("ours sparse top-ratio " + fmt(d, 2), att::estimate(q, k, xc, o));
     }
-    // The whole call: estimate (scoring + selection kernels) + block-sparse attention.
+    // The whole call: estimate (scoring + selection kernels) + block-sparse attention, with a
+    // Workspace as a pipeline passes one (no per-call allocation of the scoring scratch).
+    att::Workspace workspace;
+    o.workspace = &workspace;
     att::AttentionSpec spec;
     spec.xattention.selection = "top_ratio";
     spec.xattention.top_ratio = 0.35;
@@ -81,7 +84,8 @@ Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallbac
       // ~35% density at tau 0.9 (configs/density/video-720p.yaml), same shapes as the case.
       att::synthetic::VideoConfig vc;
       vc.frames = 33, vc.height = 45, vc.width = 80, vc.text_tokens = 256, vc.heads = s.q_heads, vc.head_dim = 128;
-      const att::synthetic::Workload w = att::synthetic::video_like(vc, at::kCUDA);
+      att::synthetic::Workload w = att::synthetic::video_like(vc, at::kCUDA);
+      w.opts.workspace = &workspace;
       const at::Tensor sq = w.q.to(at::kBFloat16), sk = w.k.to(at::kBFloat16), sv = w.v.to(at::kBFloat16);
       XATTN_CHECK_IN("bench", sq.size(1) == s.len, "synthetic video has ", sq.size(1), " tokens, the case ", s.len);
       const double cudnn_syn = sdpa_dense_ms(sq, sk, sv, false, "cudnn", cfg.warmup, cfg.reps);
