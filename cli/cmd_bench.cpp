@@ -177,7 +177,9 @@ int run_attention_cmd(const std::vector<std::string>& args) {
               "Time our block-sparse attention (every block kept, top-ratio masks at 10/25/35/50% density, and\n"
               "the whole estimate + attend call) and LibTorch SDPA's cuDNN and FlashAttention-2 dense backends\n"
               "on the same random bf16 inputs (head_dim 128) in one process. Effective TF/s counts the FLOPs of\n"
-              "the computed blocks.");
+              "the computed blocks. video-720p also runs tau 0.9 threshold selection on the synthetic video\n"
+              "workload tuned to ~35% density. XATTN_ATTENTION_KERNEL=mma_sync|wgmma|wgmma_cp_async forces a\n"
+              "kernel generation (default: wgmma fed by TMA on Hopper).");
   p.flag("--cases", "LIST", "comma-separated cases: causal-8k..causal-128k, video-720p (default: causal-32k,causal-128k,video-720p)", &cases);
   p.flag("--stride", "N", "stride of the estimate in the full call", &cfg.stride);
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);

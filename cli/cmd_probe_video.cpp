@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <iomanip>
@@ -69,7 +70,8 @@ int run_probe_video(const std::vector<std::string>& args) {
     const video::Timeline& tl = reader.timeline();
     if (!sample.empty()) {
       indices = video::sample_indices(spec, tl);
-      for (int64_t i : indices) times.push_back(tl.times[i]);
+      // Microsecond resolution: enough for any container, and no 0.6000000000000001 in the JSON.
+      for (int64_t i : indices) times.push_back(std::round(tl.times[i] * 1e6) / 1e6);
     }
   }
   std::vector<std::string> written;
