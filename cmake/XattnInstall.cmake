@@ -25,6 +25,7 @@ install(EXPORT xattnTargets NAMESPACE xattn:: DESTINATION ${XATTN_INSTALL_CMAKED
 
 set(XATTN_CONFIG_CUDA_ENABLED ${XATTN_CUDA_ENABLED})
 set(XATTN_CONFIG_VIDEO_ENABLED ${XATTN_VIDEO_ENABLED})
+set(XATTN_CONFIG_TEXT_ENABLED ${XATTN_TEXT_ENABLED})
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/xattnConfig.cmake.in
   ${PROJECT_BINARY_DIR}/xattnConfig.cmake INSTALL_DESTINATION ${XATTN_INSTALL_CMAKEDIR})
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/xattnConfigVersion.cmake

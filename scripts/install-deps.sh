@@ -14,6 +14,7 @@ PACKAGES=(
   ffmpeg                  # the CLI, for test fixtures and checking MP4s
   libopencv-core-dev libopencv-imgproc-dev                      # transforms
   libpcre2-dev            # Unicode regex for tokenizers
+  libutf8proc-dev         # NFC normalisation for tokenizers
   python3-pil             # tests: our resize checked against Pillow's
 )
 
