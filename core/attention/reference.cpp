@@ -135,17 +135,13 @@ static void masked_attend(at::Tensor logits, const at::Tensor& allowed, const at
   if (lse.defined()) lse.copy_(at::logsumexp(logits, -1));
 }
 
-AttentionOutput dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                const AttentionOptions& opts, bool return_lse) {
-  const Shapes s = Shapes::check(q, k, v, opts);
-  XATTN_CHECK_IN("attention", v.defined(), "v must be a defined tensor");
-  if (opts.backend != Backend::kReference && q.is_cuda()) {
-    AttentionOutput gpu;
-    std::string why;
-    if (cuda::dense_attention(q, k, v, opts, return_lse, &gpu, &why)) return gpu;
-    XATTN_CHECK_IN("attention", opts.backend != Backend::kCuda, "the CUDA path cannot run this call: ", why);
-  }
-  const Geometry g = Geometry::make(s.batch, s.q_len, s.k_len, 1, opts);
+// The exact reference for dense (`bmask` undefined) and block-sparse attention (`bmask` bool
+// [B, Hq, Qb, Kb] of `block`-token blocks): per (batch, KV head) the logits of a chunk of rows, the
+// key-length, causal and block masks at token resolution, then masked_attend.
+static AttentionOutput reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           const Shapes& s, const AttentionOptions& opts, bool return_lse,
+                                           const at::Tensor& bmask, int64_t block) {
+  const Geometry g = Geometry::make(s.batch, s.q_len, s.k_len, block, opts);
   const auto ct = compute_type(q);
   const double scale = opts.scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
   const int64_t G = s.q_heads / s.kv_heads;
@@ -153,19 +149,28 @@ AttentionOutput dense_attention(const at::Tensor& q, const at::Tensor& k, const 
   at::Tensor out = at::empty({s.batch, s.q_heads, s.q_len, s.v_dim}, q.options().dtype(ct));
   at::Tensor lse = return_lse ? at::empty({s.batch, s.q_heads, s.q_len}, q.options().dtype(ct)) : at::Tensor();
   at::Tensor keys = at::arange(s.k_len, lopt).view({1, s.k_len});
+  // Row chunks hold whole blocks when there is a block mask.
+  const int64_t rows_per_chunk = bmask.defined() ? std::max<int64_t>(1, kRowChunk / block) * block : kRowChunk;
   for (int64_t b = 0; b < s.batch; ++b) {
     for (int64_t hk = 0; hk < s.kv_heads; ++hk) {
       at::Tensor kh = k[b].select(1, hk).to(ct).contiguous();                              // [Lk, D]
       at::Tensor vh = v[b].select(1, hk).to(ct).contiguous();                              // [Lk, Dv]
       at::Tensor qg = q[b].narrow(1, hk * G, G).permute({1, 0, 2}).to(ct).contiguous();  // [G, Lq, D]
-      for (int64_t r0 = 0; r0 < s.q_len; r0 += kRowChunk) {
-        const int64_t r = std::min(kRowChunk, s.q_len - r0);
+      for (int64_t r0 = 0; r0 < s.q_len; r0 += rows_per_chunk) {
+        const int64_t r = std::min(rows_per_chunk, s.q_len - r0);
         at::Tensor logits = (at::matmul(qg.narrow(1, r0, r), kh.t()) * scale).contiguous();  // [G, r, Lk]
         at::Tensor allowed;
         if (g.key_length(b) < s.k_len) allowed = keys < g.key_length(b);
         if (s.causal) {
           at::Tensor c = keys <= (at::arange(r0, r0 + r, lopt) + g.offset).view({r, 1});
           allowed = allowed.defined() ? (allowed & c) : c;
+        }
+        if (bmask.defined()) {
+          // Block mask of these rows at token resolution: [G, r, Lk].
+          const int64_t i0 = r0 / block, nb = (r + block - 1) / block;
+          at::Tensor m = bmask[b].narrow(0, hk * G, G).narrow(1, i0, nb);  // [G, nb, Kb]
+          m = m.repeat_interleave(block, 1).narrow(1, 0, r).repeat_interleave(block, 2).narrow(2, 0, s.k_len);
+          allowed = allowed.defined() ? (m & allowed) : m;
         }
         masked_attend(logits, allowed, vh, out[b].narrow(0, hk * G, G).narrow(1, r0, r),
                       return_lse ? lse[b].narrow(0, hk * G, G).narrow(1, r0, r) : at::Tensor());
@@ -176,6 +181,19 @@ AttentionOutput dense_attention(const at::Tensor& q, const at::Tensor& k, const 
   result.out = out.permute({0, 2, 1, 3}).to(q.scalar_type()).contiguous();
   if (return_lse) result.lse = lse;
   return result;
+}
+
+AttentionOutput dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                const AttentionOptions& opts, bool return_lse) {
+  const Shapes s = Shapes::check(q, k, v, opts);
+  XATTN_CHECK_IN("attention", v.defined(), "v must be a defined tensor");
+  if (opts.backend != Backend::kReference && q.is_cuda()) {
+    AttentionOutput gpu;
+    std::string why;
+    if (cuda::dense_attention(q, k, v, opts, return_lse, &gpu, &why)) return gpu;
+    XATTN_CHECK_IN("attention", opts.backend != Backend::kCuda, "the CUDA path cannot run this call: ", why);
+  }
+  return reference_attention(q, k, v, s, opts, return_lse, at::Tensor(), 1);
 }
 
 AttentionOutput block_sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -196,40 +214,7 @@ AttentionOutput block_sparse_attention(const at::Tensor& q, const at::Tensor& k,
   if (opts.backend != Backend::kReference && cuda::supports_attention(q, k, v, mask, &why))
     return cuda::block_sparse_attention(q, k, v, mask, opts, return_lse);
   XATTN_CHECK_IN("attention", opts.backend != Backend::kCuda, "the CUDA kernels cannot run this call: ", why);
-  const Geometry g = Geometry::make(s.batch, s.q_len, s.k_len, bs, opts);
-  const auto ct = compute_type(q);
-  const double scale = opts.scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
-  const int64_t G = s.q_heads / s.kv_heads;
-  const auto lopt = at::TensorOptions().dtype(at::kLong).device(q.device());
-  at::Tensor out = at::empty({s.batch, s.q_heads, s.q_len, s.v_dim}, q.options().dtype(ct));
-  at::Tensor lse = return_lse ? at::empty({s.batch, s.q_heads, s.q_len}, q.options().dtype(ct)) : at::Tensor();
-  at::Tensor keys = at::arange(s.k_len, lopt).view({1, s.k_len});
-  at::Tensor bmask = mask.mask.to(q.device());
-  const int64_t blocks_per_chunk = std::max<int64_t>(1, kRowChunk / bs);
-  for (int64_t b = 0; b < s.batch; ++b) {
-    for (int64_t hk = 0; hk < s.kv_heads; ++hk) {
-      at::Tensor kh = k[b].select(1, hk).to(ct).contiguous();
-      at::Tensor vh = v[b].select(1, hk).to(ct).contiguous();
-      at::Tensor qg = q[b].narrow(1, hk * G, G).permute({1, 0, 2}).to(ct).contiguous();  // [G, Lq, D]
-      for (int64_t i0 = 0; i0 < g.q_blocks; i0 += blocks_per_chunk) {
-        const int64_t nb = std::min(blocks_per_chunk, g.q_blocks - i0);
-        const int64_t r0 = i0 * bs;
-        const int64_t r = std::min(nb * bs, s.q_len - r0);
-        at::Tensor logits = (at::matmul(qg.narrow(1, r0, r), kh.t()) * scale).contiguous();  // [G, r, Lk]
-        // Block mask of these rows at token resolution: [G, r, Lk].
-        at::Tensor m = bmask[b].narrow(0, hk * G, G).narrow(1, i0, nb);       // [G, nb, Kb]
-        m = m.repeat_interleave(bs, 1).narrow(1, 0, r).repeat_interleave(bs, 2).narrow(2, 0, s.k_len);
-        at::Tensor allowed = keys < g.key_length(b);
-        if (s.causal) allowed = allowed & (keys <= (at::arange(r0, r0 + r, lopt) + g.offset).view({r, 1}));
-        masked_attend(logits, m & allowed, vh, out[b].narrow(0, hk * G, G).narrow(1, r0, r),
-                      return_lse ? lse[b].narrow(0, hk * G, G).narrow(1, r0, r) : at::Tensor());
-      }
-    }
-  }
-  AttentionOutput result;
-  result.out = out.permute({0, 2, 1, 3}).to(q.scalar_type()).contiguous();
-  if (return_lse) result.lse = lse;
-  return result;
+  return reference_attention(q, k, v, s, opts, return_lse, mask.mask.to(q.device()), bs);
 }
 
 }  // namespace xattn::attention
