@@ -51,6 +51,19 @@ void emit(const std::string& text, const std::string& out_file) {
   }
 }
 
+void check_format(const std::string& format) {
+  if (format != "md" && format != "csv" && format != "json")
+    throw UsageError("-o: expected md, csv or json, got '" + format + "'");
+}
+
+// A progress bar on stderr that Ctrl-C turns into a clean cancel.
+ProgressBar& interruptible_bar() {
+  static ProgressBar bar(std::cerr, isatty(2) != 0);
+  bar.set_cancel_flag(&g_interrupted);
+  std::signal(SIGINT, on_sigint);
+  return bar;
+}
+
 int run_proxy_cmd(const std::vector<std::string>& args) {
   eval::ProxyConfig cfg;
   std::string format = "md", out_file;
@@ -71,13 +84,10 @@ int run_proxy_cmd(const std::vector<std::string>& args) {
     std::cout << p.help();
     return 0;
   }
-  if (format != "md" && format != "csv" && format != "json")
-    throw UsageError("-o: expected md, csv or json, got '" + format + "'");
+  check_format(format);
   if (cfg.size != "small" && cfg.size != "medium") throw UsageError("--size: expected small or medium, got '" + cfg.size + "'");
   cfg.seed = static_cast<uint64_t>(seed);
-  ProgressBar bar(std::cerr, isatty(2) != 0);
-  bar.set_cancel_flag(&g_interrupted);
-  std::signal(SIGINT, on_sigint);
+  ProgressBar& bar = interruptible_bar();
   const eval::ProxyResult r = eval::run_proxy(cfg, bar.callback());
   std::string text = r.estimators.render(format);
   if (head_kinds) text += (format == "md" ? "\n" : "") + r.head_kinds.render(format);
@@ -103,17 +113,35 @@ int run_density_cmd(const std::vector<std::string>& args) {
     std::cout << p.help();
     return 0;
   }
-  if (format != "md" && format != "csv" && format != "json")
-    throw UsageError("-o: expected md, csv or json, got '" + format + "'");
+  check_format(format);
   const eval::DensityBench cfg = config_file.empty() ? config::from_overrides<eval::DensityBench>(sets)
                                                      : config::load<eval::DensityBench>(config_file, sets);
-  ProgressBar bar(std::cerr, isatty(2) != 0);
-  bar.set_cancel_flag(&g_interrupted);
-  std::signal(SIGINT, on_sigint);
+  ProgressBar& bar = interruptible_bar();
   emit(eval::run_density(cfg, bar.callback()).render(format), out_file);
   return 0;
 }
 #ifdef XATTN_WITH_CUDA
+// "a,b,,c" -> {a, b, c}
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : s + ",") {
+    if (ch == ',') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  return out;
+}
+
+void check_cases(const std::vector<std::string>& cases) {
+  const auto names = eval::bench_case_names();
+  for (const auto& c : cases)
+    if (std::find(names.begin(), names.end(), c) == names.end()) throw UsageError("--cases: unknown case '" + c + "'");
+}
+
 int run_scoring_cmd(const std::vector<std::string>& args) {
   eval::ScoringBenchConfig cfg;
   std::string cases, strides, format = "md", out_file;
@@ -134,23 +162,10 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
     std::cout << p.help();
     return 0;
   }
-  auto split = [](const std::string& s) {
-    std::vector<std::string> out;
-    std::string cur;
-    for (char ch : s + ",") {
-      if (ch == ',') {
-        if (!cur.empty()) out.push_back(cur);
-        cur.clear();
-      } else {
-        cur += ch;
-      }
-    }
-    return out;
-  };
-  if (!cases.empty()) cfg.cases = split(cases);
+  if (!cases.empty()) cfg.cases = split_list(cases);
   if (!strides.empty()) {
     cfg.strides.clear();
-    for (const auto& x : split(strides)) {
+    for (const auto& x : split_list(strides)) {
       try {
         cfg.strides.push_back(std::stoi(x));
       } catch (...) {
@@ -158,15 +173,10 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
       }
     }
   }
-  const auto names = eval::bench_case_names();
-  for (const auto& c : cfg.cases)
-    if (std::find(names.begin(), names.end(), c) == names.end()) throw UsageError("--cases: unknown case '" + c + "'");
-  if (format != "md" && format != "csv" && format != "json")
-    throw UsageError("-o: expected md, csv or json, got '" + format + "'");
+  check_cases(cfg.cases);
+  check_format(format);
   cfg.check = !no_check;
-  ProgressBar bar(std::cerr, isatty(2) != 0);
-  bar.set_cancel_flag(&g_interrupted);
-  std::signal(SIGINT, on_sigint);
+  ProgressBar& bar = interruptible_bar();
   emit(eval::run_scoring_bench(cfg, bar.callback()).render(format), out_file);
   return 0;
 }
@@ -190,26 +200,10 @@ int run_attention_cmd(const std::vector<std::string>& args) {
     std::cout << p.help();
     return 0;
   }
-  if (!cases.empty()) {
-    cfg.cases.clear();
-    std::string cur;
-    for (char ch : cases + ",") {
-      if (ch == ',') {
-        if (!cur.empty()) cfg.cases.push_back(cur);
-        cur.clear();
-      } else {
-        cur += ch;
-      }
-    }
-  }
-  const auto names = eval::bench_case_names();
-  for (const auto& c : cfg.cases)
-    if (std::find(names.begin(), names.end(), c) == names.end()) throw UsageError("--cases: unknown case '" + c + "'");
-  if (format != "md" && format != "csv" && format != "json")
-    throw UsageError("-o: expected md, csv or json, got '" + format + "'");
-  ProgressBar bar(std::cerr, isatty(2) != 0);
-  bar.set_cancel_flag(&g_interrupted);
-  std::signal(SIGINT, on_sigint);
+  if (!cases.empty()) cfg.cases = split_list(cases);
+  check_cases(cfg.cases);
+  check_format(format);
+  ProgressBar& bar = interruptible_bar();
   emit(eval::run_attention_bench(cfg, bar.callback()).render(format), out_file);
   return 0;
 }
@@ -237,13 +231,10 @@ int run_video_cmd(const std::vector<std::string>& args) {
     std::cout << p.help();
     return 0;
   }
-  if (format != "md" && format != "csv" && format != "json")
-    throw UsageError("-o: expected md, csv or json, got '" + format + "'");
+  check_format(format);
   if (cfg.input.empty() && (cfg.minutes <= 0 || cfg.height < 16 || cfg.fps <= 0 || cfg.gop_seconds <= 0))
     throw UsageError("bench video: --minutes, --fps and --gop must be > 0 and --height >= 16");
-  ProgressBar bar(std::cerr, isatty(2) != 0);
-  bar.set_cancel_flag(&g_interrupted);
-  std::signal(SIGINT, on_sigint);
+  ProgressBar& bar = interruptible_bar();
   const eval::VideoBenchResult r = eval::run_video_bench(cfg, bar.callback());
   emit(r.table().render(format), out_file);
   if (!r.identical) throw Error("bench", "sparse and full decoding returned different frames");
