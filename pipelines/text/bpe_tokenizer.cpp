@@ -73,6 +73,79 @@ std::string utf8_lossy(const std::string& s) {
 const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
+// A compiled PCRE2 pattern (UTF, Unicode properties), shared between copies.
+class Regex {
+ public:
+  Regex() = default;
+  Regex(const std::string& pattern, const std::function<void(const std::string&)>& fail) {
+    int err = 0;
+    PCRE2_SIZE off = 0;
+    pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(),
+                                   PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
+    if (!re) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(err, msg, sizeof(msg));
+      fail("regex '" + pattern + "' does not compile at offset " + std::to_string(off) + ": " +
+           reinterpret_cast<char*>(msg));
+    }
+    code_.reset(re, pcre2_code_free);
+  }
+  explicit operator bool() const { return static_cast<bool>(code_); }
+
+  // Non-overlapping matches of s as [begin, end) byte ranges. After an empty match the search
+  // resumes one character later; the empty match itself is returned (a split point, as in
+  // `tokenizers`).
+  std::vector<std::pair<size_t, size_t>> matches(const std::string& s) const {
+    std::vector<std::pair<size_t, size_t>> out;
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(code_.get(), nullptr);
+    size_t pos = 0;
+    while (pos <= s.size()) {
+      const int rc = pcre2_match(code_.get(), reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, md, nullptr);
+      if (rc < 0) break;
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+      const size_t b = ov[0], e = ov[1];
+      out.emplace_back(b, e);
+      if (e == b) {
+        if (b >= s.size()) break;
+        pos = b + utf8_len(static_cast<unsigned char>(s[b]));
+      } else {
+        pos = e;
+      }
+    }
+    pcre2_match_data_free(md);
+    return out;
+  }
+
+ private:
+  std::shared_ptr<pcre2_code> code_;
+};
+
+// Unicode lower case, one code point at a time (Rust's char::to_lowercase, which `tokenizers`
+// uses: no final-sigma rule; U+0130 becomes "i" + U+0307).
+std::string lowercase(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    utf8proc_int32_t cp = 0;
+    const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
+                                    static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+    if (n <= 0) {  // invalid byte: kept
+      out += s[i++];
+      continue;
+    }
+    i += static_cast<size_t>(n);
+    if (cp == 0x130) {
+      out += "i\xCC\x87";
+      continue;
+    }
+    utf8proc_uint8_t buf[4];
+    const auto len = utf8proc_encode_char(utf8proc_tolower(cp), buf);
+    out.append(reinterpret_cast<char*>(buf), static_cast<size_t>(len));
+  }
+  return out;
+}
+
 struct AddedToken {
   int32_t id;
   std::string content;
@@ -88,45 +161,87 @@ struct BpeTokenizer::Impl {
   std::unordered_map<std::string, int> merge_rank;  // "a\x01b" -> rank
   std::vector<AddedToken> added;                     // longest content first
   std::unordered_map<int32_t, size_t> added_by_id;
-  bool nfc = false;
+  // Normaliser steps in order.
+  struct NormStep {
+    enum class Kind { kNfc, kLowercase, kReplace } kind;
+    Regex pattern;        // kReplace with a regex
+    std::string literal;  // kReplace with a string
+    std::string content;  // kReplace: the replacement
+  };
+  std::vector<NormStep> normalizers;
+  // Pre-tokenizer regex stages, applied in order to every piece of the previous stage.
+  struct SplitStep {
+    Regex re;
+    bool keep_gaps = true;  // Isolated: matches and the text between them; Removed+invert: matches only
+  };
+  std::vector<SplitStep> splits;
   bool add_prefix_space = false;
   bool ignore_merges = false;
-  std::string pattern;
-  pcre2_code* re = nullptr;
+  std::string end_of_word_suffix;  // CLIP: "</w>" on the last symbol of each piece
+  int32_t unk_id = -1;
   std::vector<std::string> bytes = byte_symbols();
   std::unordered_map<std::string, unsigned char> symbol_byte;
 
-  ~Impl() {
-    if (re) pcre2_code_free(re);
-  }
-
   [[noreturn]] void fail(const std::string& what) const { throw Error("tokenizer", origin + ": " + what); }
 
-  void load(const nlohmann::json& j) {
-    const auto& model = j.at("model");
-    if (model.value("type", "") != "BPE") fail("model.type must be BPE, got " + model.value("type", std::string("?")));
-    for (auto it = model.at("vocab").begin(); it != model.at("vocab").end(); ++it) {
+  void set_vocab(const nlohmann::json& v) {
+    for (auto it = v.begin(); it != v.end(); ++it) {
       const int32_t id = it.value().get<int32_t>();
+      if (id < 0) fail("vocabulary id " + std::to_string(id) + " for '" + it.key() + "' is negative");
       vocab[it.key()] = id;
       if (id >= static_cast<int32_t>(id_to_token.size())) id_to_token.resize(static_cast<size_t>(id) + 1);
       id_to_token[static_cast<size_t>(id)] = it.key();
     }
-    int rank = 0;
+  }
+
+  void add_merge(const std::string& line) {
+    const auto sp = line.find(' ');
+    if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size()) fail("merge '" + line + "' is not 'a b'");
+    add_merge(line.substr(0, sp), line.substr(sp + 1));
+  }
+  void add_merge(const std::string& a, const std::string& b) {
+    merge_rank.emplace(a + '\x01' + b, static_cast<int>(merge_rank.size()));
+  }
+
+  void compile_normalizer(const nlohmann::json& n) {
+    if (n.is_null()) return;
+    const std::string type = n.value("type", "");
+    if (type == "NFC") {
+      normalizers.push_back({NormStep::Kind::kNfc, {}, {}, {}});
+    } else if (type == "Lowercase") {
+      normalizers.push_back({NormStep::Kind::kLowercase, {}, {}, {}});
+    } else if (type == "Replace") {
+      NormStep st{NormStep::Kind::kReplace, {}, {}, n.at("content").get<std::string>()};
+      const auto& pat = n.at("pattern");
+      if (pat.contains("Regex")) st.pattern = Regex(pat["Regex"].get<std::string>(), [&](const std::string& m) { fail(m); });
+      else st.literal = pat.at("String").get<std::string>();
+      if (!st.pattern && st.literal.empty()) fail("Replace normalizer with an empty pattern");
+      normalizers.push_back(std::move(st));
+    } else if (type == "Sequence") {
+      for (const auto& x : n.at("normalizers")) compile_normalizer(x);
+    } else {
+      fail("normalizer " + type + " is not supported (NFC, Lowercase, Replace, Sequence or none)");
+    }
+  }
+
+  void load(const nlohmann::json& j) {
+    const auto& model = j.at("model");
+    if (model.value("type", "") != "BPE") fail("model.type must be BPE, got " + model.value("type", std::string("?")));
+    set_vocab(model.at("vocab"));
     for (const auto& m : model.at("merges")) {
-      std::string a, b;
-      if (m.is_array()) {
-        a = m.at(0).get<std::string>();
-        b = m.at(1).get<std::string>();
-      } else {
-        const std::string s = m.get<std::string>();
-        const auto sp = s.find(' ');
-        if (sp == std::string::npos) fail("merge '" + s + "' has no space");
-        a = s.substr(0, sp);
-        b = s.substr(sp + 1);
-      }
-      merge_rank.emplace(a + '\x01' + b, rank++);
+      if (m.is_array()) add_merge(m.at(0).get<std::string>(), m.at(1).get<std::string>());
+      else add_merge(m.get<std::string>());
     }
     ignore_merges = model.value("ignore_merges", false);
+    if (model.contains("end_of_word_suffix") && model["end_of_word_suffix"].is_string())
+      end_of_word_suffix = model["end_of_word_suffix"].get<std::string>();
+    if (model.contains("continuing_subword_prefix") && model["continuing_subword_prefix"].is_string() &&
+        !model["continuing_subword_prefix"].get<std::string>().empty())
+      fail("continuing_subword_prefix is not supported");
+    if (model.contains("unk_token") && model["unk_token"].is_string()) {
+      auto it = vocab.find(model["unk_token"].get<std::string>());
+      if (it != vocab.end()) unk_id = it->second;
+    }
     if (model.contains("byte_fallback") && model["byte_fallback"].is_boolean() && model["byte_fallback"].get<bool>())
       fail("byte_fallback BPE (SentencePiece style) is not supported; this reads byte-level BPE");
 
@@ -140,17 +255,10 @@ struct BpeTokenizer::Impl {
                      [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
     for (size_t i = 0; i < added.size(); ++i) added_by_id[added[i].id] = i;
 
-    // Normaliser: none, NFC, or a Sequence of those.
-    std::function<void(const nlohmann::json&)> norm = [&](const nlohmann::json& n) {
-      if (n.is_null()) return;
-      const std::string type = n.value("type", "");
-      if (type == "NFC") nfc = true;
-      else if (type == "Sequence") for (const auto& x : n.at("normalizers")) norm(x);
-      else fail("normalizer " + type + " is not supported (NFC or none)");
-    };
-    if (j.contains("normalizer")) norm(j["normalizer"]);
+    if (j.contains("normalizer")) compile_normalizer(j["normalizer"]);
 
-    // Pre-tokenizer: [Split(regex, Isolated)] + ByteLevel(use_regex false), or ByteLevel alone.
+    // Pre-tokenizer: Split(regex, Isolated | Removed+invert) stages and a ByteLevel step (its
+    // own GPT-2 regex when use_regex), in a Sequence or alone.
     bool byte_level = false;
     std::function<void(const nlohmann::json&)> pre = [&](const nlohmann::json& p) {
       if (p.is_null()) return;
@@ -158,75 +266,90 @@ struct BpeTokenizer::Impl {
       if (type == "Sequence") {
         for (const auto& x : p.at("pretokenizers")) pre(x);
       } else if (type == "Split") {
-        if (p.value("behavior", "") != "Isolated" || p.value("invert", false))
-          fail("Split pre-tokenizer must be behavior Isolated, invert false");
+        const std::string behavior = p.value("behavior", "");
+        const bool invert = p.value("invert", false);
+        SplitStep st;
+        if (behavior == "Isolated" && !invert) st.keep_gaps = true;
+        else if (behavior == "Removed" && invert) st.keep_gaps = false;
+        else fail("Split pre-tokenizer must be behavior Isolated (invert false) or Removed (invert true)");
         const auto& pat = p.at("pattern");
         if (!pat.contains("Regex")) fail("Split pattern must be a Regex");
-        pattern = pat["Regex"].get<std::string>();
+        st.re = Regex(pat["Regex"].get<std::string>(), [&](const std::string& m) { fail("pre-tokenizer " + m); });
+        splits.push_back(std::move(st));
       } else if (type == "ByteLevel") {
         byte_level = true;
         add_prefix_space = p.value("add_prefix_space", false);
-        if (p.value("use_regex", true)) {
-          if (!pattern.empty()) fail("both a Split regex and ByteLevel use_regex");
-          pattern = kGpt2Pattern;
-        }
+        if (p.value("use_regex", true))
+          splits.push_back({Regex(kGpt2Pattern, [&](const std::string& m) { fail(m); }), true});
       } else {
         fail("pre-tokenizer " + type + " is not supported (Split, ByteLevel, Sequence)");
       }
     };
     if (j.contains("pre_tokenizer")) pre(j["pre_tokenizer"]);
     if (!byte_level) fail("only byte-level BPE is supported: the pre-tokenizer has no ByteLevel step");
-    if (!pattern.empty()) {
-      int err = 0;
-      PCRE2_SIZE off = 0;
-      re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &err,
-                         &off, nullptr);
-      if (!re) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(err, msg, sizeof(msg));
-        fail("pre-tokenizer regex does not compile at offset " + std::to_string(off) + ": " +
-             reinterpret_cast<char*>(msg));
-      }
-    }
+    finish();
+  }
+
+  void finish() {
     for (int b = 0; b < 256; ++b) symbol_byte[bytes[static_cast<size_t>(b)]] = static_cast<unsigned char>(b);
   }
 
-  std::string normalize(const std::string& s) const {
-    if (!nfc || s.empty()) return s;
-    utf8proc_uint8_t* out = utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(s.c_str()));
-    if (!out) return s;  // invalid UTF-8: left as is (bytes still encode)
-    std::string r(reinterpret_cast<char*>(out));
-    std::free(out);
-    return r;
+  std::string normalize(std::string s) const {
+    for (const NormStep& st : normalizers) {
+      if (s.empty()) break;
+      switch (st.kind) {
+        case NormStep::Kind::kNfc: {
+          utf8proc_uint8_t* out = utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(s.c_str()));
+          if (!out) break;  // invalid UTF-8: left as is (bytes still encode)
+          s = reinterpret_cast<char*>(out);
+          std::free(out);
+          break;
+        }
+        case NormStep::Kind::kLowercase:
+          s = lowercase(s);
+          break;
+        case NormStep::Kind::kReplace: {
+          std::string r;
+          size_t pos = 0;
+          if (st.pattern) {
+            for (const auto& m : st.pattern.matches(s)) {
+              r.append(s, pos, m.first - pos);
+              r += st.content;
+              pos = m.second;
+            }
+          } else {
+            for (size_t at = s.find(st.literal); at != std::string::npos; at = s.find(st.literal, pos)) {
+              r.append(s, pos, at - pos);
+              r += st.content;
+              pos = at + st.literal.size();
+            }
+          }
+          r.append(s, pos, std::string::npos);
+          s.swap(r);
+          break;
+        }
+      }
+    }
+    return s;
   }
 
-  // The regex pieces of one segment, gaps included (Split behaviour "Isolated").
+  // Pieces after every Split stage.
   std::vector<std::string> split(const std::string& s) const {
-    std::vector<std::string> out;
-    if (!re) {
-      out.push_back(s);
-      return out;
-    }
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(re, nullptr);
-    size_t pos = 0;
-    while (pos < s.size()) {
-      const int rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, md, nullptr);
-      if (rc < 0) {
-        out.push_back(s.substr(pos));
-        break;
+    std::vector<std::string> pieces{s};
+    for (const SplitStep& st : splits) {
+      std::vector<std::string> next;
+      for (const std::string& p : pieces) {
+        size_t pos = 0;
+        for (const auto& m : st.re.matches(p)) {
+          if (st.keep_gaps && m.first > pos) next.push_back(p.substr(pos, m.first - pos));
+          if (m.second > m.first) next.push_back(p.substr(m.first, m.second - m.first));
+          pos = std::max(pos, m.second);
+        }
+        if (st.keep_gaps && pos < p.size()) next.push_back(p.substr(pos));
       }
-      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-      size_t b = ov[0], e = ov[1];
-      if (b > pos) out.push_back(s.substr(pos, b - pos));
-      if (e == b) {  // empty match: take one character as a gap
-        e = b + utf8_len(static_cast<unsigned char>(s[b]));
-        if (b >= s.size()) break;
-      }
-      out.push_back(s.substr(b, e - b));
-      pos = e;
+      pieces.swap(next);
     }
-    pcre2_match_data_free(md);
-    return out;
+    return pieces;
   }
 
   void bpe(const std::string& piece, std::vector<int32_t>& ids) const {
@@ -235,6 +358,11 @@ struct BpeTokenizer::Impl {
     for (unsigned char c : piece) {
       sym.push_back(bytes[c]);
       mapped += bytes[c];
+    }
+    if (sym.empty()) return;
+    if (!end_of_word_suffix.empty()) {
+      sym.back() += end_of_word_suffix;
+      mapped += end_of_word_suffix;
     }
     if (ignore_merges) {
       auto it = vocab.find(mapped);
@@ -270,8 +398,9 @@ struct BpeTokenizer::Impl {
     }
     for (const auto& t : sym) {
       auto it = vocab.find(t);
-      if (it == vocab.end()) fail("token '" + t + "' produced by the merges is not in the vocabulary");
-      ids.push_back(it->second);
+      if (it != vocab.end()) ids.push_back(it->second);
+      else if (unk_id >= 0) ids.push_back(unk_id);
+      else fail("token '" + t + "' produced by the merges is not in the vocabulary");
     }
   }
 
@@ -305,12 +434,59 @@ BpeTokenizer BpeTokenizer::from_json(const std::string& text, const std::string&
   return t;
 }
 
-BpeTokenizer BpeTokenizer::from_file(const std::string& path) {
+namespace {
+std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("tokenizer", path + ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  return from_json(ss.str(), path);
+  return ss.str();
+}
+}  // namespace
+
+BpeTokenizer BpeTokenizer::from_file(const std::string& path) { return from_json(read_text(path), path); }
+
+// CLIP's published pipeline (its tokenizer code and the `tokenizers` conversion of it): NFC,
+// whitespace runs to one space, lower case; pieces are the matches of CLIP's pattern (the text
+// between them is dropped); byte-level symbols with "</w>" on each piece's last symbol.
+BpeTokenizer BpeTokenizer::from_clip_files(const std::string& vocab_json, const std::string& merges_txt) {
+  BpeTokenizer t;
+  Impl& m = *t.impl_;
+  m.origin = vocab_json;
+  nlohmann::json vocab;
+  try {
+    vocab = nlohmann::json::parse(read_text(vocab_json));
+    if (!vocab.is_object()) m.fail("expected a JSON object of token -> id");
+    m.set_vocab(vocab);
+  } catch (const nlohmann::json::exception& e) {
+    m.fail(std::string("not a vocabulary: ") + e.what());
+  }
+  m.origin = merges_txt;
+  std::istringstream merges(read_text(merges_txt));
+  std::string line;
+  while (std::getline(merges, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line.rfind("#version", 0) == 0) continue;
+    m.add_merge(line);
+  }
+  m.origin = vocab_json;
+  const auto fail = [&](const std::string& msg) { m.fail(msg); };
+  m.normalizers.push_back({Impl::NormStep::Kind::kNfc, {}, {}, {}});
+  m.normalizers.push_back({Impl::NormStep::Kind::kReplace, Regex(R"(\s+)", fail), {}, " "});
+  m.normalizers.push_back({Impl::NormStep::Kind::kLowercase, {}, {}, {}});
+  m.splits.push_back(
+      {Regex(R"(<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+)", fail),
+       false});
+  m.end_of_word_suffix = "</w>";
+  for (const char* special : {"<|startoftext|>", "<|endoftext|>"}) {
+    auto it = m.vocab.find(special);
+    if (it == m.vocab.end()) m.fail(std::string("the vocabulary has no ") + special);
+    m.added.push_back({it->second, special, true});
+  }
+  m.unk_id = m.vocab.at("<|endoftext|>");
+  for (size_t i = 0; i < m.added.size(); ++i) m.added_by_id[m.added[i].id] = i;
+  m.finish();
+  return t;
 }
 
 std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
@@ -354,7 +530,14 @@ std::string BpeTokenizer::decode(const std::vector<int32_t>& ids, bool skip_spec
     }
     if (id < 0 || id >= static_cast<int32_t>(m.id_to_token.size()) || m.id_to_token[static_cast<size_t>(id)].empty())
       throw Error("tokenizer", m.origin + ": unknown token id " + std::to_string(id));
-    const std::string& tok = m.id_to_token[static_cast<size_t>(id)];
+    std::string tok = m.id_to_token[static_cast<size_t>(id)];
+    bool word_end = false;
+    const std::string& suffix = m.end_of_word_suffix;
+    if (!suffix.empty() && tok.size() >= suffix.size() &&
+        tok.compare(tok.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      tok.resize(tok.size() - suffix.size());
+      word_end = true;
+    }
     for (size_t i = 0; i < tok.size();) {
       const size_t n = utf8_len(static_cast<unsigned char>(tok[i]));
       auto it = m.symbol_byte.find(tok.substr(i, n));
@@ -363,8 +546,13 @@ std::string BpeTokenizer::decode(const std::vector<int32_t>& ids, bool skip_spec
       pending += static_cast<char>(it->second);
       i += n;
     }
+    if (word_end) pending += ' ';
   }
   flush();
+  if (!m.end_of_word_suffix.empty()) {  // CLIP: words end in a space; the text is stripped
+    const size_t b = out.find_first_not_of(' ');
+    out = b == std::string::npos ? std::string() : out.substr(b, out.find_last_not_of(' ') - b + 1);
+  }
   return out;
 }
 

@@ -1,7 +1,9 @@
-// Byte-level BPE tokenizers from Hugging Face `tokenizer.json` files (Qwen2, LLaMA-3, GPT-2
-// style): added/special tokens matched whole before anything else, the file's normaliser (NFC or
-// none), its pre-tokenizer split regex (PCRE2 with Unicode properties) and byte-level mapping,
-// merges by rank, and decoding back to text (invalid UTF-8 becomes U+FFFD, as in `tokenizers`).
+// Byte-level BPE tokenizers from Hugging Face `tokenizer.json` files (Qwen2, LLaMA-3, GPT-2, CLIP
+// style): added/special tokens matched whole before anything else, the file's normaliser (NFC,
+// Lowercase, Replace, in sequence), its pre-tokenizer split regexes (PCRE2 with Unicode
+// properties; Isolated, or Removed+invert as CLIP's) and byte-level mapping, merges by rank, an
+// optional end-of-word suffix ("</w>"), and decoding back to text (invalid UTF-8 becomes U+FFFD,
+// as in `tokenizers`). CLIP's vocab.json + merges.txt pair loads with from_clip_files().
 //
 //   auto tok = xattn::text::BpeTokenizer::from_file("Qwen2-VL-7B-Instruct/tokenizer.json");
 //   std::vector<int32_t> ids = tok.encode("Describe the video.");
@@ -23,6 +25,11 @@ class BpeTokenizer {
   // Throws xattn::Error naming the file and the unsupported or malformed part.
   static BpeTokenizer from_file(const std::string& path);
   static BpeTokenizer from_json(const std::string& json_text, const std::string& origin = "tokenizer.json");
+  // CLIP's published files: NFC, whitespace runs to one space, lower case, CLIP's split pattern
+  // (text between matches dropped), "</w>" ending each word; <|startoftext|> and <|endoftext|>
+  // are special (and <|endoftext|> the unknown token). decode() turns word ends into spaces and
+  // strips the result, as transformers' CLIPTokenizer does.
+  static BpeTokenizer from_clip_files(const std::string& vocab_json, const std::string& merges_txt);
   ~BpeTokenizer();
   BpeTokenizer(BpeTokenizer&&) noexcept;
   BpeTokenizer& operator=(BpeTokenizer&&) noexcept;

@@ -8,8 +8,10 @@
 
 #include "core/error.h"
 #include "pipelines/text/bpe_tokenizer.h"
+#include "pipelines/text/clip_tokenizer.h"
 
 using xattn::text::BpeTokenizer;
+using xattn::text::ClipTokenizer;
 
 namespace {
 std::string fixture(const std::string& name, const std::string& file) {
@@ -64,9 +66,73 @@ TEST(BpeTokenizer, UnsupportedFilesSayWhy) {
   EXPECT_NE(msg(R"({"model":{"type":"Unigram"}})").find("model.type must be BPE"), std::string::npos);
   EXPECT_NE(msg(R"({"model":{"type":"BPE","vocab":{},"merges":[]},"pre_tokenizer":null})").find("byte-level"),
             std::string::npos);
-  EXPECT_NE(msg(R"({"model":{"type":"BPE","vocab":{},"merges":[]},"normalizer":{"type":"Lowercase"},)"
+  EXPECT_NE(msg(R"({"model":{"type":"BPE","vocab":{},"merges":[]},"normalizer":{"type":"NFKC"},)"
                 R"("pre_tokenizer":{"type":"ByteLevel"}})")
-                .find("normalizer Lowercase is not supported"),
+                .find("normalizer NFKC is not supported"),
+            std::string::npos);
+  EXPECT_NE(msg(R"({"model":{"type":"BPE","vocab":{},"merges":["ab"]},"pre_tokenizer":{"type":"ByteLevel"}})")
+                .find("merge 'ab' is not 'a b'"),
+            std::string::npos);
+  EXPECT_NE(msg(R"({"model":{"type":"BPE","vocab":{},"merges":[]},"pre_tokenizer":{"type":"Split",)"
+                R"("pattern":{"Regex":"(a"},"behavior":"Isolated","invert":false}})")
+                .find("does not compile"),
             std::string::npos);
   EXPECT_THROW(BpeTokenizer::from_file("/nonexistent/tokenizer.json"), xattn::Error);
+}
+
+// CLIP: a small vocabulary built the way CLIP's is (bytes, bytes + "</w>", one token per merge,
+// the two specials) with merges learned under CLIP's normaliser and pattern; expected ids, padded
+// ids and decodes from transformers' CLIPTokenizer reading the same folder.
+TEST(ClipTokenizer, MatchesHuggingFace) {
+  const ClipTokenizer tok = ClipTokenizer::from_dir(std::string(XATTN_SOURCE_DIR) + "/tests/fixtures/tokenizers/clip");
+  EXPECT_EQ(tok.model_max_length(), 77);
+  EXPECT_EQ(tok.bos_id(), tok.bpe().token_to_id("<|startoftext|>"));
+  EXPECT_EQ(tok.pad_id(), tok.eos_id());
+  std::ifstream in(fixture("clip", "cases.json"));
+  const auto cases = nlohmann::json::parse(in).at("cases");
+  ASSERT_GE(cases.size(), 500u);
+  int ids_bad = 0, padded_bad = 0, text_bad = 0;
+  for (const auto& c : cases) {
+    const std::string text = c.at("text");
+    const auto want = c.at("ids").get<std::vector<int32_t>>();
+    if (tok.encode(text) != want && ++ids_bad <= 5) ADD_FAILURE() << "ids differ for " << nlohmann::json(text).dump();
+    const auto padded = tok.encode_padded(text);
+    if (padded.ids != c.at("padded77").get<std::vector<int32_t>>() && ++padded_bad <= 5)
+      ADD_FAILURE() << "padded ids differ for " << nlohmann::json(text).dump();
+    EXPECT_EQ(padded.length, std::min<int64_t>(77, static_cast<int64_t>(want.size())));
+    if (tok.decode(want) != c.at("decoded").get<std::string>() && ++text_bad <= 5)
+      ADD_FAILURE() << "decode differs for " << nlohmann::json(text).dump() << ": " << tok.decode(want);
+  }
+  EXPECT_EQ(ids_bad, 0);
+  EXPECT_EQ(padded_bad, 0);
+  EXPECT_EQ(text_bad, 0);
+}
+
+// The same pipeline described by a tokenizer.json (the `tokenizers` conversion transformers made
+// of the fixture folder) gives the same ids.
+TEST(ClipTokenizer, TokenizerJsonFormGivesTheSameIds) {
+  const std::string dir = std::string(XATTN_SOURCE_DIR) + "/tests/fixtures/tokenizers/clip/";
+  const BpeTokenizer files = BpeTokenizer::from_clip_files(dir + "vocab.json", dir + "merges.txt");
+  const BpeTokenizer json = BpeTokenizer::from_file(dir + "backend_tokenizer.json");
+  for (std::string s : {"A cat walks on the GRASS, realistic style.", "İstanbul ΣΑΣ   tabs\tnew\nlines 123",
+                        "<|startoftext|>x<|endoftext|>", "", "   "})
+    EXPECT_EQ(files.encode(s), json.encode(s)) << s;
+  EXPECT_EQ(files.decode(files.encode("Hello   World!")), "hello world !");
+}
+
+TEST(ClipTokenizer, BadFoldersSayWhat) {
+  auto msg = [](const std::string& dir) {
+    try {
+      ClipTokenizer::from_dir(dir);
+    } catch (const xattn::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(msg("/nonexistent").find("not a directory"), std::string::npos);
+  EXPECT_NE(msg(std::string(XATTN_SOURCE_DIR) + "/tests").find("vocab.json + merges.txt"), std::string::npos);
+  const ClipTokenizer tok = ClipTokenizer::from_dir(std::string(XATTN_SOURCE_DIR) + "/tests/fixtures/tokenizers/clip");
+  EXPECT_THROW(tok.encode_padded("x", 1), xattn::Error);
+  EXPECT_EQ(tok.encode_padded("a b c d e f", 4).ids.size(), 4u);
+  EXPECT_EQ(tok.encode_padded("a b c d e f", 4).ids.back(), tok.eos_id());
 }
