@@ -16,6 +16,7 @@
 #ifdef XATTN_WITH_CUDA
 #include "eval/bench_attention.h"
 #include "eval/bench_scoring.h"
+#include "eval/bench_text.h"
 #endif
 #include "eval/proxy.h"
 #ifdef XATTN_WITH_VIDEO
@@ -36,6 +37,7 @@ const char* kRoutines =
 #ifdef XATTN_WITH_CUDA
     "  scoring    CUDA scoring + selection time vs cuDNN dense attention (GPU)\n"
     "  attention  block-sparse attention kernel vs cuDNN / FlashAttention-2 (GPU)\n"
+    "  text-encoder  decoder LLM encode / prefill / decode time and memory, LLaMA-3-8B shape (GPU)\n"
 #endif
 #ifdef XATTN_WITH_VIDEO
     "  video      sparse frame sampling vs decoding every frame on a long H.264 file\n"
@@ -207,6 +209,33 @@ int run_attention_cmd(const std::vector<std::string>& args) {
   emit(eval::run_attention_bench(cfg, bar.callback()).render(format), out_file);
   return 0;
 }
+int run_text_cmd(const std::vector<std::string>& args) {
+  eval::TextBenchConfig cfg;
+  std::string format = "md", out_file;
+  ArgParser p("xattn bench text-encoder [--model DIR|llama3-8b] [--tokens N] [-o md|csv|json]",
+              "Time a decoder LLM in bf16 on the GPU: encoding a prompt as HunyuanVideo does (hidden state -3;\n"
+              "the last two layers are skipped), a prefill through every layer with logits, and greedy decode\n"
+              "steps with a KV cache. Reports median ms, tokens/s and the peak GPU memory of each run. The\n"
+              "default model is random weights in the published LLaMA-3-8B shape (no download needed).");
+  p.flag("--model", "DIR", "checkpoint folder (config.json + safetensors), or llama3-8b for random weights", &cfg.model);
+  p.flag("--tokens", "N", "prompt length", &cfg.tokens);
+  p.flag("--batch", "N", "prompts per run", &cfg.batch);
+  p.flag("--decode-steps", "N", "greedy steps timed after the prompt (0: none)", &cfg.decode_steps);
+  p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
+  p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
+  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
+  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  if (p.parse(args)) {
+    std::cout << p.help();
+    return 0;
+  }
+  check_format(format);
+  ProgressBar& bar = interruptible_bar();
+  const eval::TextBenchResult r = eval::run_text_bench(cfg, bar.callback());
+  std::cerr << "weights " << eval::fmt(r.weights_gib, 2) << " GiB, set up in " << eval::fmt(r.setup_s, 1) << " s\n";
+  emit(r.table.render(format), out_file);
+  return 0;
+}
 #endif
 #ifdef XATTN_WITH_VIDEO
 int run_video_cmd(const std::vector<std::string>& args) {
@@ -258,11 +287,12 @@ int run_bench(const std::vector<std::string>& args) {
 #ifdef XATTN_WITH_CUDA
   if (routine == "scoring") return run_scoring_cmd(rest);
   if (routine == "attention") return run_attention_cmd(rest);
+  if (routine == "text-encoder") return run_text_cmd(rest);
 #endif
 #ifdef XATTN_WITH_VIDEO
   if (routine == "video") return run_video_cmd(rest);
 #endif
-  const std::string near = closest(routine, {"proxy", "density", "scoring", "attention", "video"});
+  const std::string near = closest(routine, {"proxy", "density", "scoring", "attention", "text-encoder", "video"});
   throw UsageError("bench: unknown routine '" + routine + "'" + (near.empty() ? "" : " (did you mean " + near + "?)"));
 }
 

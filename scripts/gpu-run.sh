@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
-#   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention sass
+#   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention
+#          bench-text sass
 #   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +72,13 @@ for s in "${steps[@]}"; do
         status attention FAIL "see attention.err"; tail -5 "$OUT/attention.err"
       fi
       cat "$OUT/attention.md" ;;
+    bench-text)
+      t0=$(date +%s)
+      if "$BUILD_DIR/bin/xattn" bench text-encoder -o md --out "$OUT/text.md" > /dev/null 2> "$OUT/text.err"; then
+        status text ok "$(( $(date +%s) - t0 )) s, $(grep -o 'weights.*' "$OUT/text.err" | tail -1), table in text.md"
+      else
+        status text FAIL "see text.err"; tail -5 "$OUT/text.err"
+      fi ;;
     ops)
       if python3 tests/python/test_torch_ops.py "$BUILD_DIR" > "$OUT/ops.log" 2>&1; then
         status ops ok "$(tail -1 "$OUT/ops.log")"

@@ -201,13 +201,20 @@ bool dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     return false;
   }
   const int64_t Lq = q.size(1), Lk = k.size(1);
-  const bool sdpa = q.size(2) == k.size(2) && !opts.key_lengths.defined() && !return_lse &&
-                    (!opts.causal || Lq == Lk) && q.scalar_type() == k.scalar_type() &&
+  // SDPA's causal mask is top-left aligned; ours is bottom-right. They agree when Lq == Lk, and a
+  // single query row (a decode step) sees every key, so it needs no mask at all.
+  const bool causal = opts.causal && Lq > 1;
+  // GQA through SDPA's enable_gqa for short queries (prompts, decode steps), where building the
+  // full block list for our kernel costs more than the attention; long GQA sequences use our
+  // kernel (measured at or above cuDNN on expanded K/V there, kernels/NOTES.md).
+  const bool gqa = q.size(2) != k.size(2);
+  const bool sdpa = (!gqa || (q.size(2) % k.size(2) == 0 && Lq <= 4096)) && !opts.key_lengths.defined() &&
+                    !return_lse && (!causal || Lq == Lk) && q.scalar_type() == k.scalar_type() &&
                     k.scalar_type() == v.scalar_type() && q.scalar_type() != at::kDouble;
   if (sdpa) {
     // [B, L, H, D] -> [B, H, L, D] views; SDPA picks cuDNN / FlashAttention / efficient itself.
     at::Tensor o = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {},
-                                                    0.0, opts.causal, opts.scale);
+                                                    0.0, causal, opts.scale, gqa);
     out->out = o.transpose(1, 2).contiguous();  // [B, Lq, H, D]
     return true;
   }

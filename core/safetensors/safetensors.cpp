@@ -120,10 +120,13 @@ LoadReport load_into(const Checkpoint& checkpoint, const std::map<std::string, a
   }
   for (const std::string& name : checkpoint.names())
     if (!params.count(name)) report.unexpected.push_back(name);
-  if (options.strict && !report.ok()) {
-    const size_t n = report.missing.size() + report.unexpected.size() + report.mismatched.size();
+  const bool unexpected_fails = !options.allow_unexpected && !report.unexpected.empty();
+  if (options.strict && (!report.missing.empty() || !report.mismatched.empty() || unexpected_fails)) {
+    LoadReport shown = report;
+    if (options.allow_unexpected) shown.unexpected.clear();
+    const size_t n = shown.missing.size() + shown.unexpected.size() + shown.mismatched.size();
     throw Error("safetensors", checkpoint.path() + ": " + std::to_string(n) + " problem(s) loading " +
-                                   std::to_string(params.size()) + " parameters:\n" + report.summary());
+                                   std::to_string(params.size()) + " parameters:\n" + shown.summary());
   }
   c10::AutoGradMode no_grad(false);  // parameters may require grad; copying into them is not a graph op
   for (auto& kv : to_copy) {

@@ -53,6 +53,9 @@ struct LoadOptions {
   // Strict: any missing, unexpected or mismatched key is an error and nothing is copied.
   // Non-strict: matching tensors are copied, the rest reported.
   bool strict = true;
+  // Checkpoint tensors that no parameter takes are only reported, even when strict (a text
+  // model read from a vision-language checkpoint, for instance).
+  bool allow_unexpected = false;
 };
 
 // Copies checkpoint tensors into the given parameters (converted to each parameter's

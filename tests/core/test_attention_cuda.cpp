@@ -254,7 +254,11 @@ TEST(XAttentionCuda, DenseAttentionOnTheGpuMatchesTheReference) {
   const C cases[] = {
       {700, 700, 4, 4, 128, false, false, false, at::kBFloat16},  // SDPA
       {640, 640, 2, 2, 64, true, false, false, at::kHalf},        // SDPA, causal
-      {700, 700, 8, 2, 128, false, false, false, at::kBFloat16},  // GQA: our kernel
+      {700, 700, 8, 2, 128, false, false, false, at::kBFloat16},  // GQA, short: SDPA with enable_gqa
+      {5000, 5000, 8, 2, 128, true, false, false, at::kBFloat16}, // GQA, long: our kernel
+      {1, 333, 8, 2, 128, true, false, false, at::kBFloat16},     // decode step, GQA: SDPA without a mask
+      {1, 333, 4, 4, 64, true, false, false, at::kHalf},          // decode step: SDPA without a mask
+      {3, 333, 4, 4, 64, true, false, false, at::kHalf},          // a few queries, causal: our kernel
       {300, 900, 4, 4, 128, true, false, false, at::kBFloat16},   // causal with offset: our kernel
       {500, 500, 4, 2, 64, false, true, true, at::kHalf},         // key lengths + LSE: our kernel
       {200, 200, 2, 2, 32, false, false, false, at::kFloat},      // fp32, D 32: SDPA

@@ -98,4 +98,15 @@ TEST(Safetensors, LoadIntoReportsMissingUnexpectedAndMismatched) {
   EXPECT_EQ(report.loaded, (std::vector<std::string>{"a.weight"}));
   EXPECT_EQ(params["a.weight"].sum().item<double>(), 16.0);
   EXPECT_EQ(params["b.bias"].sum().item<float>(), 0.0f);
+
+  // Strict but tolerant of extra tensors: only the real problems fail, and only they are named.
+  st::LoadOptions tolerant;
+  tolerant.allow_unexpected = true;
+  const std::string e2 = error_of([&] { st::load_into(ckpt, params, tolerant); });
+  EXPECT_NE(e2.find("2 problem(s)"), std::string::npos) << e2;
+  EXPECT_EQ(e2.find("extra"), std::string::npos) << e2;
+  std::map<std::string, at::Tensor> good = {{"a.weight", at::zeros({4, 4})}, {"b.bias", at::zeros({5})}};
+  const auto ok = st::load_into(ckpt, good, tolerant);
+  EXPECT_EQ(ok.unexpected, (std::vector<std::string>{"extra"}));
+  EXPECT_EQ(good["b.bias"].sum().item<float>(), 10.0f);
 }
