@@ -234,3 +234,22 @@ TEST(DecoderLM, RandomWeightsAreSeeded) {
   EXPECT_NEAR(pa.at("model.embed_tokens.weight").std().item<double>(), 0.02, 0.002);
   EXPECT_EQ(pa.at("model.norm.weight").min().item<float>(), 1.0f);
 }
+
+// The GPU path (bf16 weights, SDPA / our kernels for attention, KV cache on the device) against the
+// fp32 CPU result, within bf16 tolerance.
+TEST(DecoderLM, CudaBf16MatchesCpuFp32) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  for (const std::string name : {"llama", "qwen2"}) {
+    const DecoderLM cpu = DecoderLM::load(model_fixture(name));
+    const DecoderLM gpu = DecoderLM::load(model_fixture(name), {at::kCUDA, at::kBFloat16});
+    const at::Tensor ids = expected_tensors(name).at("input_ids");
+    const at::Tensor want = cpu.forward(ids).logits;
+    EXPECT_LE(rel_err(gpu.forward(ids).logits, want), 3e-2) << name;
+    auto cache = gpu.new_cache(2, 13);
+    DecoderLM::ForwardOptions f;
+    f.cache = &cache;
+    std::vector<at::Tensor> steps{gpu.forward(ids.narrow(1, 0, 6), f).logits};
+    for (int64_t t = 6; t < 13; ++t) steps.push_back(gpu.forward(ids.narrow(1, t, 1), f).logits);
+    EXPECT_LE(rel_err(at::cat(steps, 1), want), 3e-2) << name;
+  }
+}
