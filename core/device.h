@@ -22,6 +22,8 @@ at::Device parse_device(const std::string& text);
 at::ScalarType parse_dtype(const std::string& text, const at::Device& device = at::kCPU);
 std::string dtype_name(at::ScalarType type);  // "fp32", "bf16", "fp16", else ATen's name
 std::string shape_str(const at::Tensor& t);   // "[2, 128, 24, 64]"
+// Waits for the work queued on the device's current stream (no-op on the CPU).
+void device_synchronize(const at::Device& device);
 
 struct GpuInfo {
   int index = 0;
