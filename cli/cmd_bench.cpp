@@ -26,8 +26,6 @@
 namespace xattn::cli {
 
 namespace {
-std::atomic<bool> g_interrupted{false};
-void on_sigint(int) { g_interrupted = true; }
 
 const char* kRoutines =
     "routines:\n"
@@ -58,13 +56,6 @@ void check_format(const std::string& format) {
     throw UsageError("-o: expected md, csv or json, got '" + format + "'");
 }
 
-// A progress bar on stderr that Ctrl-C turns into a clean cancel.
-ProgressBar& interruptible_bar() {
-  static ProgressBar bar(std::cerr, isatty(2) != 0);
-  bar.set_cancel_flag(&g_interrupted);
-  std::signal(SIGINT, on_sigint);
-  return bar;
-}
 
 int run_proxy_cmd(const std::vector<std::string>& args) {
   eval::ProxyConfig cfg;

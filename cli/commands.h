@@ -20,5 +20,8 @@ int run_bench(const std::vector<std::string>& args);
 #ifdef XATTN_WITH_VIDEO
 int run_probe_video(const std::vector<std::string>& args);
 #endif
+#if defined(XATTN_WITH_TEXT) && defined(XATTN_WITH_VIDEO)
+int run_generate_video(const std::vector<std::string>& args);
+#endif
 
 }  // namespace xattn::cli

@@ -1,5 +1,10 @@
 #include "cli/progress_bar.h"
 
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+
 #include <cmath>
 #include <cstdio>
 
@@ -53,6 +58,18 @@ bool ProgressBar::operator()(const ProgressEvent& e) {
     last_print_s_ = e.elapsed_s;
   }
   return !(cancel_ && cancel_->load());
+}
+
+namespace {
+std::atomic<bool> g_interrupted{false};
+void on_sigint(int) { g_interrupted = true; }
+}  // namespace
+
+ProgressBar& interruptible_bar() {
+  static ProgressBar bar(std::cerr, isatty(2) != 0);
+  bar.set_cancel_flag(&g_interrupted);
+  std::signal(SIGINT, on_sigint);
+  return bar;
 }
 
 }  // namespace xattn::cli

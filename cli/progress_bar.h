@@ -34,4 +34,8 @@ class ProgressBar {
   const std::atomic<bool>* cancel_ = nullptr;
 };
 
+// The process's progress bar on stderr; Ctrl-C (SIGINT) turns into a clean cancel: the callback
+// returns false and the library throws xattn::Cancelled at its next progress report.
+ProgressBar& interruptible_bar();
+
 }  // namespace xattn::cli

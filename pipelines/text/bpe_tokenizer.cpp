@@ -450,26 +450,29 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path) { return from_json
 // whitespace runs to one space, lower case; pieces are the matches of CLIP's pattern (the text
 // between them is dropped); byte-level symbols with "</w>" on each piece's last symbol.
 BpeTokenizer BpeTokenizer::from_clip_files(const std::string& vocab_json, const std::string& merges_txt) {
+  return from_clip_texts(read_text(vocab_json), read_text(merges_txt), vocab_json);
+}
+
+BpeTokenizer BpeTokenizer::from_clip_texts(const std::string& vocab_text, const std::string& merges_text,
+                                           const std::string& origin) {
   BpeTokenizer t;
   Impl& m = *t.impl_;
-  m.origin = vocab_json;
+  m.origin = origin;
   nlohmann::json vocab;
   try {
-    vocab = nlohmann::json::parse(read_text(vocab_json));
+    vocab = nlohmann::json::parse(vocab_text);
     if (!vocab.is_object()) m.fail("expected a JSON object of token -> id");
     m.set_vocab(vocab);
   } catch (const nlohmann::json::exception& e) {
     m.fail(std::string("not a vocabulary: ") + e.what());
   }
-  m.origin = merges_txt;
-  std::istringstream merges(read_text(merges_txt));
+  std::istringstream merges(merges_text);
   std::string line;
   while (std::getline(merges, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line.rfind("#version", 0) == 0) continue;
     m.add_merge(line);
   }
-  m.origin = vocab_json;
   const auto fail = [&](const std::string& msg) { m.fail(msg); };
   m.normalizers.push_back({Impl::NormStep::Kind::kNfc, {}, {}, {}});
   m.normalizers.push_back({Impl::NormStep::Kind::kReplace, Regex(R"(\s+)", fail), {}, " "});

@@ -30,6 +30,9 @@ class BpeTokenizer {
   // are special (and <|endoftext|> the unknown token). decode() turns word ends into spaces and
   // strips the result, as transformers' CLIPTokenizer does.
   static BpeTokenizer from_clip_files(const std::string& vocab_json, const std::string& merges_txt);
+  // The same from the files' contents.
+  static BpeTokenizer from_clip_texts(const std::string& vocab_json_text, const std::string& merges_text,
+                                      const std::string& origin = "vocab.json");
   ~BpeTokenizer();
   BpeTokenizer(BpeTokenizer&&) noexcept;
   BpeTokenizer& operator=(BpeTokenizer&&) noexcept;

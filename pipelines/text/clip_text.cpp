@@ -91,6 +91,14 @@ std::map<std::string, at::Tensor> ClipTextEncoder::named_parameters() const {
   return p;
 }
 
+void ClipTextEncoder::to(const at::Device& device) {
+  for (at::Tensor* t : {&token_embedding_, &position_embedding_, &final_ln_w_, &final_ln_b_}) *t = t->to(device);
+  for (Layer& l : layers_)
+    for (at::Tensor* t : {&l.ln1_w, &l.ln1_b, &l.q_w, &l.q_b, &l.k_w, &l.k_b, &l.v_w, &l.v_b, &l.o_w, &l.o_b, &l.ln2_w,
+                          &l.ln2_b, &l.fc1_w, &l.fc1_b, &l.fc2_w, &l.fc2_b})
+      *t = t->to(device);
+}
+
 ClipTextEncoder ClipTextEncoder::load(const std::string& dir, const Options& options) {
   ClipTextEncoder enc(ClipTextConfig::from_file(model_config_path(dir)), options);
   const safetensors::Checkpoint ckpt = open_checkpoint(dir);

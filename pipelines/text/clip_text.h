@@ -47,6 +47,7 @@ class ClipTextEncoder {
 
   const ClipTextConfig& config() const { return cfg_; }
   std::map<std::string, at::Tensor> named_parameters() const;
+  void to(const at::Device& device);  // moves every weight
 
   struct Output {
     at::Tensor last_hidden_state;           // [B, L, hidden] after the final LayerNorm

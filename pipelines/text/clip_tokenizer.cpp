@@ -60,6 +60,15 @@ ClipTokenizer ClipTokenizer::from_dir(const std::string& dir) {
   return t;
 }
 
+ClipTokenizer ClipTokenizer::from_bpe(BpeTokenizer bpe) {
+  ClipTokenizer t(std::move(bpe));
+  for (const char* special : {"<|startoftext|>", "<|endoftext|>"})
+    if (t.bpe_.token_to_id(special) < 0) throw Error("tokenizer", std::string("CLIP tokenizer without ") + special);
+  t.bos_ = t.bpe_.token_to_id("<|startoftext|>");
+  t.eos_ = t.pad_ = t.bpe_.token_to_id("<|endoftext|>");
+  return t;
+}
+
 std::vector<int32_t> ClipTokenizer::encode(const std::string& text) const {
   std::vector<int32_t> ids{bos_};
   const std::vector<int32_t> body = bpe_.encode(text);

@@ -20,6 +20,8 @@ class ClipTokenizer {
   // tokens and model_max_length from special_tokens_map.json / tokenizer_config.json when present
   // (CLIP's defaults otherwise: <|startoftext|>, <|endoftext|> for eos and pad, 77).
   static ClipTokenizer from_dir(const std::string& dir);
+  // A CLIP BPE with CLIP's special tokens (<|startoftext|>, <|endoftext|> for eos and pad) and 77.
+  static ClipTokenizer from_bpe(BpeTokenizer bpe);
 
   // <|startoftext|> tokens <|endoftext|>, no truncation.
   std::vector<int32_t> encode(const std::string& text) const;

@@ -225,6 +225,18 @@ DecoderLM DecoderLM::random(const DecoderConfig& config, const Options& options,
   return lm;
 }
 
+void DecoderLM::to(const at::Device& device) {
+  embed_ = embed_.to(device);
+  norm_ = norm_.to(device);
+  inv_freq_ = inv_freq_.to(device);
+  if (cfg_.tie_word_embeddings) lm_head_ = embed_;
+  else if (lm_head_.defined()) lm_head_ = lm_head_.to(device);
+  for (Layer& l : layers_)
+    for (at::Tensor* t : {&l.input_norm, &l.q_w, &l.q_b, &l.k_w, &l.k_b, &l.v_w, &l.v_b, &l.o_w, &l.post_norm,
+                          &l.gate_w, &l.up_w, &l.down_w})
+      if (t->defined()) *t = t->to(device);
+}
+
 KVCache DecoderLM::new_cache(int64_t batch, int64_t capacity) const {
   KVCache c;
   const auto t = embed_.options();

@@ -124,6 +124,8 @@ class DecoderLM {
   int64_t parameter_bytes() const;
 
   KVCache new_cache(int64_t batch, int64_t capacity) const;
+  // Moves every weight to `device` (e.g. to the CPU while a video model runs).
+  void to(const at::Device& device);
 
   struct Output {
     at::Tensor logits;                      // float [B, L or 1, vocab] when asked for
