@@ -1,5 +1,6 @@
 // `xattn generate-video`: text to MP4 with HunyuanVideo (a diffusers folder or the embedded tiny
 // model), dense warm-up steps and XAttention afterwards.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -188,8 +189,9 @@ int run_generate_video(const std::vector<std::string>& args) {
             << fixed(r.times.denoise_s, 1) << " s (" << cfg.steps << " steps), vae " << fixed(r.times.vae_s, 1)
             << " s, total " << fixed(r.times.total_s, 1) << " s\n"
             << "attention: " << fixed(share, 0) << "% of denoising time; "
-            << (r.mean_density < 1.0 ? "mean density of sparse calls " + fixed(100.0 * r.mean_density, 1) + "%"
-                                     : std::string("all dense"))
+            << (std::any_of(r.attention.begin(), r.attention.end(), [](const auto& s) { return !s.dense; })
+                    ? "mean density of sparse calls " + fixed(100.0 * r.mean_density, 1) + "%"
+                    : std::string("all dense"))
             << "; " << r.video_tokens << " video + " << r.text_tokens << " text tokens\n";
   std::cout << written << "\n";
   return 0;

@@ -15,6 +15,7 @@ TEST(ConfigsDir, EveryFileLoadsAndValidates) {
   const std::map<std::string, std::function<void(const std::string&)>> loaders = {
       {"attention", [](const std::string& p) { xattn::config::load<xattn::attention::AttentionSpec>(p); }},
       {"density", [](const std::string& p) { xattn::config::load<xattn::eval::DensityBench>(p); }},
+      {"policy", [](const std::string&) {}},  // AttentionPolicy: tests/pipelines/test_policy.cpp loads these
   };
   const fs::path root = fs::path(XATTN_SOURCE_DIR) / "configs";
   int files = 0;

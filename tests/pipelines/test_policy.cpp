@@ -120,3 +120,20 @@ TEST(AttentionPolicy, PolicyAttentionRecordsAndReusesMasks) {
   EXPECT_NEAR(run.mean_sparse_density(), 0.5, 1e-9);
   EXPECT_GT(run.attention_ms(), 0.0);
 }
+
+TEST(AttentionPolicy, ShippedPoliciesLoad) {
+  const std::string dir = std::string(XATTN_SOURCE_DIR) + "/configs/policy/";
+  const auto base = xattn::config::load<AttentionPolicy>(dir + "hunyuan-xattention.yaml");
+  EXPECT_EQ(base.warmup_steps, 5);
+  EXPECT_EQ(base.spec(5, 50, dual(0)).xattention.threshold, 0.9);
+  const auto hq = xattn::config::load<AttentionPolicy>(dir + "hunyuan-xattention-hq.yaml");
+  EXPECT_EQ(hq.spec(10, 50, dual(1)).mode, "dense");
+  EXPECT_EQ(hq.spec(10, 50, dual(2)).xattention.threshold, 0.95);
+  EXPECT_EQ(hq.spec(49, 50, single(3)).mode, "dense");
+  EXPECT_EQ(xattn::config::load<AttentionPolicy>(dir + "hunyuan-top-ratio-35.yaml").xattention.top_ratio, 0.35);
+  EXPECT_EQ(xattn::config::load<AttentionPolicy>(dir + "dense.yaml").spec(30, 50, single(0)).mode, "dense");
+  // The attention specs under configs/attention are policies too (mode + xattention).
+  EXPECT_EQ(xattn::config::load<AttentionPolicy>(std::string(XATTN_SOURCE_DIR) + "/configs/attention/xattention-video.yaml")
+                .xattention.threshold,
+            0.9);
+}

@@ -1,0 +1,124 @@
+// TextToVideo with the embedded tiny model on the CPU: geometry, determinism, the policy's dense
+// warm-up equal to dense mode bit for bit, densities when sparse, cancellation, prompt encoding,
+// and errors before work.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include "core/error.h"
+#include "pipelines/text_to_video.h"
+
+using xattn::pipelines::GenerateConfig;
+using xattn::pipelines::TextToVideo;
+
+namespace {
+
+GenerateConfig small() {
+  GenerateConfig c;
+  TextToVideo::apply_tiny_defaults(c);
+  c.prompt = "A red kite over a beach";
+  c.frames = 9;
+  c.height = 64;
+  c.width = 96;
+  c.steps = 3;
+  return c;
+}
+
+TextToVideo& model() {
+  static TextToVideo t = TextToVideo::tiny();
+  return t;
+}
+
+}  // namespace
+
+TEST(TextToVideo, TinyModelRendersDeterministicFrames) {
+  const auto a = model().generate(small());
+  EXPECT_EQ(a.frames.sizes(), at::IntArrayRef({9, 64, 96, 3}));
+  EXPECT_EQ(a.frames.scalar_type(), at::kByte);
+  EXPECT_EQ(a.latents.sizes(), at::IntArrayRef({1, 16, 3, 8, 12}));
+  EXPECT_EQ(a.step_s.size(), 3u);
+  EXPECT_EQ(a.video_tokens, 3 * 4 * 6);
+  EXPECT_GT(a.frames.to(at::kFloat).std().item<double>(), 0.0);
+  const auto b = model().generate(small());
+  EXPECT_TRUE(at::equal(a.frames, b.frames));
+  GenerateConfig other = small();
+  other.seed = 1;
+  EXPECT_FALSE(at::equal(model().generate(other).latents, a.latents));
+  GenerateConfig prompt = small();
+  prompt.prompt = "A blue whale in deep water";
+  EXPECT_FALSE(at::equal(model().generate(prompt).latents, a.latents));
+}
+
+// XAttention with as many warm-up steps as steps runs the same dense path: identical output.
+// With no warm-up, the sparse calls are recorded with their densities.
+TEST(TextToVideo, WarmupEqualsDenseAndSparseStepsReportDensity) {
+  GenerateConfig dense = small();
+  dense.frames = 9;
+  dense.height = 128;
+  dense.width = 128;
+  dense.attention.mode = "dense";
+  GenerateConfig warm = dense;
+  warm.attention.mode = "xattention";
+  warm.attention.warmup_steps = warm.steps;
+  const auto d = model().generate(dense), w = model().generate(warm);
+  EXPECT_TRUE(at::equal(d.latents, w.latents));
+  EXPECT_TRUE(at::equal(d.frames, w.frames));
+  EXPECT_EQ(w.mean_density, 1.0);
+  GenerateConfig sparse = warm;
+  sparse.attention.warmup_steps = 0;
+  sparse.attention.xattention.selection = "top_ratio";
+  sparse.attention.xattention.top_ratio = 0.5;
+  const auto s = model().generate(sparse);
+  ASSERT_EQ(s.attention.size(), static_cast<size_t>(sparse.steps * 4));  // 2 dual + 2 single blocks
+  for (const auto& st : s.attention) EXPECT_FALSE(st.dense) << st.layer;
+  EXPECT_LT(s.mean_density, 0.8);  // 192 video + a few text tokens in 4 blocks of 64: half kept per row
+  EXPECT_GT(s.mean_density, 0.3);
+  EXPECT_FALSE(at::equal(s.latents, d.latents));
+  EXPECT_GT(s.attention_s, 0.0);
+}
+
+TEST(TextToVideo, CancelStopsAtTheNextStep) {
+  int events = 0;
+  const auto cancel_in_denoise = [&](const xattn::ProgressEvent& e) {
+    ++events;
+    return e.task != "denoise";
+  };
+  EXPECT_THROW(model().generate(small(), cancel_in_denoise), xattn::Cancelled);
+  EXPECT_GT(events, 0);
+}
+
+TEST(TextToVideo, BadSettingsFailBeforeWork) {
+  auto msg = [](GenerateConfig c) {
+    try {
+      model().generate(c);
+    } catch (const xattn::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  GenerateConfig c = small();
+  c.frames = 8;
+  EXPECT_NE(msg(c).find("frames: 8 is not 4k + 1 (e.g. 5 or 9)"), std::string::npos);
+  c = small();
+  c.height = 72;
+  EXPECT_NE(msg(c).find("height: 72 is not a multiple of 16"), std::string::npos);
+  c = small();
+  c.prompt.clear();
+  EXPECT_NE(msg(c).find("prompt"), std::string::npos);
+  c = small();
+  c.attention.dense_layers = {"dual:x"};
+  EXPECT_NE(msg(c).find("dual:x"), std::string::npos);
+}
+
+TEST(TextToVideo, ModelFoldersAreCheckedFirst) {
+  std::string m;
+  try {
+    TextToVideo::load(std::string(XATTN_TEST_TMPDIR), {});
+  } catch (const xattn::Error& e) {
+    m = e.what();
+  }
+  EXPECT_NE(m.find("not a complete HunyuanVideo folder; missing:"), std::string::npos) << m;
+  EXPECT_NE(m.find("transformer/config.json"), std::string::npos) << m;
+  EXPECT_NE(m.find("tokenizer_2/vocab.json + merges.txt"), std::string::npos) << m;
+  EXPECT_THROW(TextToVideo::load("/nonexistent/model", {}), xattn::Error);
+}
