@@ -16,6 +16,7 @@
 #ifdef XATTN_WITH_CUDA
 #include "eval/bench_attention.h"
 #include "eval/bench_scoring.h"
+#include "eval/bench_t2v.h"
 #include "eval/bench_text.h"
 #endif
 #include "eval/proxy.h"
@@ -36,6 +37,7 @@ const char* kRoutines =
     "  scoring    CUDA scoring + selection time vs cuDNN dense attention (GPU)\n"
     "  attention  block-sparse attention kernel vs cuDNN / FlashAttention-2 (GPU)\n"
     "  text-encoder  decoder LLM encode / prefill / decode time and memory, LLaMA-3-8B shape (GPU)\n"
+    "  t2v-step   one full-size HunyuanVideo denoising step, dense (cuDNN) vs XAttention, + VAE decode (GPU)\n"
 #endif
 #ifdef XATTN_WITH_VIDEO
     "  video      sparse frame sampling vs decoding every frame on a long H.264 file\n"
@@ -200,6 +202,34 @@ int run_attention_cmd(const std::vector<std::string>& args) {
   emit(eval::run_attention_bench(cfg, bar.callback()).render(format), out_file);
   return 0;
 }
+int run_t2v_cmd(const std::vector<std::string>& args) {
+  eval::T2vBenchConfig cfg;
+  std::string format = "md", out_file;
+  bool no_vae = false;
+  ArgParser p("xattn bench t2v-step [--policy FILE] [--top-ratio R] [-o md|csv|json]",
+              "One denoising step of the full-size HunyuanVideo transformer (24 x 128 heads, 20 dual + 40 single\n"
+              "blocks, random bf16 weights) at 720 x 1280 x 129 frames: dense with cuDNN SDPA, then XAttention (a\n"
+              "top-ratio 35% selection unless --policy gives one), each with the time inside attention and the\n"
+              "peak GPU memory; then one spatially + temporally tiled VAE decode of the latents.");
+  p.flag("--frames", "N", "frames (4k + 1)", &cfg.frames);
+  p.flag("--height", "H", "height (multiple of 16)", &cfg.height);
+  p.flag("--width", "W", "width (multiple of 16)", &cfg.width);
+  p.flag("--policy", "FILE", "AttentionPolicy YAML for the sparse step (its warm-up is ignored)", &cfg.policy);
+  p.flag("--top-ratio", "R", "share of blocks kept per row without --policy", &cfg.top_ratio);
+  p.flag("--layers", "N", "dual and single blocks each (default: the published 20 and 40)", &cfg.layers);
+  p.toggle("--no-vae", "skip the VAE decode", &no_vae);
+  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
+  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  if (p.parse(args)) {
+    std::cout << p.help();
+    return 0;
+  }
+  check_format(format);
+  cfg.vae = !no_vae;
+  ProgressBar& bar = interruptible_bar();
+  emit(eval::run_t2v_bench(cfg, bar.callback()).render(format), out_file);
+  return 0;
+}
 int run_text_cmd(const std::vector<std::string>& args) {
   eval::TextBenchConfig cfg;
   std::string format = "md", out_file;
@@ -279,11 +309,12 @@ int run_bench(const std::vector<std::string>& args) {
   if (routine == "scoring") return run_scoring_cmd(rest);
   if (routine == "attention") return run_attention_cmd(rest);
   if (routine == "text-encoder") return run_text_cmd(rest);
+  if (routine == "t2v-step") return run_t2v_cmd(rest);
 #endif
 #ifdef XATTN_WITH_VIDEO
   if (routine == "video") return run_video_cmd(rest);
 #endif
-  const std::string near = closest(routine, {"proxy", "density", "scoring", "attention", "text-encoder", "video"});
+  const std::string near = closest(routine, {"proxy", "density", "scoring", "attention", "text-encoder", "t2v-step", "video"});
   throw UsageError("bench: unknown routine '" + routine + "'" + (near.empty() ? "" : " (did you mean " + near + "?)"));
 }
 

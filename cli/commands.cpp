@@ -13,7 +13,7 @@ const std::vector<Command>& commands() {
       {"probe-video", "a video's metadata and the frames a sampling rule picks (--dump writes PNGs)",
        run_probe_video},
 #endif
-      {"bench", "benchmarks and studies: proxy, density, scoring, attention, text-encoder, video", run_bench},
+      {"bench", "benchmarks and studies: proxy, density, scoring, attention, text-encoder, t2v-step, video", run_bench},
   };
   return table;
 }

@@ -2,7 +2,7 @@
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
 #   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention
-#          bench-text sass
+#          bench-text bench-t2v sass
 #   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +78,13 @@ for s in "${steps[@]}"; do
         status text ok "$(( $(date +%s) - t0 )) s, $(grep -o 'weights.*' "$OUT/text.err" | tail -1), table in text.md"
       else
         status text FAIL "see text.err"; tail -5 "$OUT/text.err"
+      fi ;;
+    bench-t2v)
+      t0=$(date +%s)
+      if "$BUILD_DIR/bin/xattn" bench t2v-step ${T2V_ARGS:-} -o md --out "$OUT/t2v.md" > /dev/null 2> "$OUT/t2v.err"; then
+        status t2v ok "$(( $(date +%s) - t0 )) s, table in t2v.md"
+      else
+        status t2v FAIL "see t2v.err"; tail -5 "$OUT/t2v.err"
       fi ;;
     ops)
       if python3 tests/python/test_torch_ops.py "$BUILD_DIR" > "$OUT/ops.log" 2>&1; then
