@@ -51,11 +51,11 @@ TextToVideo TextToVideo::load(const std::string& dir, const Options& o, const Pr
     for (const auto& m : missing) list += "\n  " + m;
     throw Error("model", dir + ": not a complete HunyuanVideo folder; missing:" + list);
   }
-  hunyuan::TransformerConfig::from_file((d / "transformer/config.json").string());
-  hunyuan::VaeConfig::from_file((d / "vae/config.json").string());
-  text::DecoderConfig::from_file((d / "text_encoder/config.json").string());
-  text::ClipTextConfig::from_file((d / "text_encoder_2/config.json").string());
-  for (const char* part : {"transformer", "vae", "text_encoder", "text_encoder_2"}) text::open_checkpoint((d / part).string());
+  // Configs, then every tensor's name and shape against the checkpoints' headers (no weight read).
+  hunyuan::Transformer::check_checkpoint((d / "transformer").string());
+  hunyuan::VaeDecoder::check_checkpoint((d / "vae").string());
+  text::DecoderLM::check_checkpoint((d / "text_encoder").string());
+  text::ClipTextEncoder::check_checkpoint((d / "text_encoder_2").string());
 
   Progress prog(progress, "load", 3, "part");
   TextToVideo t;

@@ -128,6 +128,7 @@ LoadReport load_into(const Checkpoint& checkpoint, const std::map<std::string, a
     throw Error("safetensors", checkpoint.path() + ": " + std::to_string(n) + " problem(s) loading " +
                                    std::to_string(params.size()) + " parameters:\n" + shown.summary());
   }
+  if (options.dry_run) return report;
   c10::AutoGradMode no_grad(false);  // parameters may require grad; copying into them is not a graph op
   for (auto& kv : to_copy) {
     auto found = checkpoint.find(kv.first);

@@ -56,6 +56,8 @@ struct LoadOptions {
   // Checkpoint tensors that no parameter takes are only reported, even when strict (a text
   // model read from a vision-language checkpoint, for instance).
   bool allow_unexpected = false;
+  // Check names and shapes only; copy nothing (parameters may live on the meta device).
+  bool dry_run = false;
 };
 
 // Copies checkpoint tensors into the given parameters (converted to each parameter's

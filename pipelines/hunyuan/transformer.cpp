@@ -219,6 +219,11 @@ Transformer Transformer::load(const std::string& dir, const ModelOptions& option
   return t;
 }
 
+void Transformer::check_checkpoint(const std::string& dir) {
+  Transformer t(TransformerConfig::from_file(text::model_config_path(dir)), {at::kMeta, at::kFloat});
+  text::load_parameters(text::open_checkpoint(dir), t.named_parameters(), "the transformer", /*dry_run=*/true);
+}
+
 Transformer Transformer::random(const TransformerConfig& config, const ModelOptions& options, uint64_t seed) {
   const std::string bad = config.check();
   if (!bad.empty()) throw Error("model", "random transformer: " + bad);

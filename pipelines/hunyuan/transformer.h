@@ -68,6 +68,7 @@ class Transformer {
  public:
   // A diffusers transformer/ folder (config.json + diffusion_pytorch_model*.safetensors).
   static Transformer load(const std::string& dir, const ModelOptions& options = {});
+  static void check_checkpoint(const std::string& dir);  // load()'s checks without reading weights
   static Transformer random(const TransformerConfig& config, const ModelOptions& options = {}, uint64_t seed = 0);
 
   const TransformerConfig& config() const { return cfg_; }

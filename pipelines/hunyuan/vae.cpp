@@ -165,6 +165,11 @@ VaeDecoder VaeDecoder::load(const std::string& dir, const ModelOptions& options)
   return v;
 }
 
+void VaeDecoder::check_checkpoint(const std::string& dir) {
+  VaeDecoder v(VaeConfig::from_file(text::model_config_path(dir)), {at::kMeta, at::kFloat});
+  text::load_parameters(text::open_checkpoint(dir), v.named_parameters(), "the VAE decoder", /*dry_run=*/true);
+}
+
 VaeDecoder VaeDecoder::random(const VaeConfig& config, const ModelOptions& options, uint64_t seed) {
   const std::string bad = config.check();
   if (!bad.empty()) throw Error("model", "random VAE: " + bad);

@@ -46,6 +46,7 @@ struct VaeTiling {
 class VaeDecoder {
  public:
   static VaeDecoder load(const std::string& dir, const ModelOptions& options = {});
+  static void check_checkpoint(const std::string& dir);  // load()'s checks without reading weights
   static VaeDecoder random(const VaeConfig& config, const ModelOptions& options = {}, uint64_t seed = 0);
 
   const VaeConfig& config() const { return cfg_; }

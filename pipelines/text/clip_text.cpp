@@ -100,10 +100,16 @@ void ClipTextEncoder::to(const at::Device& device) {
 }
 
 ClipTextEncoder ClipTextEncoder::load(const std::string& dir, const Options& options) {
+  return load_impl(dir, options, false);
+}
+
+void ClipTextEncoder::check_checkpoint(const std::string& dir) { load_impl(dir, {at::kMeta, at::kFloat}, true); }
+
+ClipTextEncoder ClipTextEncoder::load_impl(const std::string& dir, const Options& options, bool dry_run) {
   ClipTextEncoder enc(ClipTextConfig::from_file(model_config_path(dir)), options);
   const safetensors::Checkpoint ckpt = open_checkpoint(dir);
   enc.prefix_ = find_prefix(ckpt, {"text_model.", ""}, "embeddings.token_embedding.weight", dir);
-  load_parameters(ckpt, enc.named_parameters(), "the CLIP text encoder");
+  load_parameters(ckpt, enc.named_parameters(), "the CLIP text encoder", dry_run);
   return enc;
 }
 

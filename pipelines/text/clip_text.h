@@ -43,6 +43,7 @@ class ClipTextEncoder {
   // A folder with config.json and safetensors (keys text_model.*). A missing or misshaped tensor
   // fails with its key and both shapes.
   static ClipTextEncoder load(const std::string& dir, const Options& options = {});
+  static void check_checkpoint(const std::string& dir);  // load()'s checks without reading weights
   static ClipTextEncoder random(const ClipTextConfig& config, const Options& options = {}, uint64_t seed = 0);
 
   const ClipTextConfig& config() const { return cfg_; }
@@ -62,6 +63,7 @@ class ClipTextEncoder {
     at::Tensor ln1_w, ln1_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
   };
   ClipTextEncoder(ClipTextConfig cfg, const Options& options);
+  static ClipTextEncoder load_impl(const std::string& dir, const Options& options, bool dry_run);
   ClipTextConfig cfg_;
   std::string prefix_ = "text_model.";
   at::Tensor token_embedding_, position_embedding_, final_ln_w_, final_ln_b_;

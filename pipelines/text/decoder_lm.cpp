@@ -202,7 +202,9 @@ int64_t DecoderLM::parameter_bytes() const {
   return n;
 }
 
-DecoderLM DecoderLM::load(const std::string& dir, const Options& options) {
+DecoderLM DecoderLM::load(const std::string& dir, const Options& options) { return load_impl(dir, options, false); }
+
+DecoderLM DecoderLM::load_impl(const std::string& dir, const Options& options, bool dry_run) {
   DecoderLM lm(DecoderConfig::from_file(model_config_path(dir)), options);
   const safetensors::Checkpoint ckpt = open_checkpoint(dir);
   lm.prefix_ = find_prefix(ckpt, {"model.", "", "model.language_model.", "language_model.model."},
@@ -213,9 +215,11 @@ DecoderLM DecoderLM::load(const std::string& dir, const Options& options) {
       if (ckpt.contains(name)) lm.head_name_ = name;
     if (lm.head_name_.empty()) lm.lm_head_ = at::Tensor();  // a bare model: hidden states only
   }
-  load_parameters(ckpt, lm.named_parameters(), "the decoder");
+  load_parameters(ckpt, lm.named_parameters(), "the decoder", dry_run);
   return lm;
 }
+
+void DecoderLM::check_checkpoint(const std::string& dir) { load_impl(dir, {at::kMeta, at::kFloat}, true); }
 
 DecoderLM DecoderLM::random(const DecoderConfig& config, const Options& options, uint64_t seed) {
   const std::string bad = config.check();

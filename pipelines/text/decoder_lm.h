@@ -114,6 +114,9 @@ class DecoderLM {
   // checkpoint (a vision tower) are ignored. A missing or misshaped tensor fails with its key
   // and both shapes.
   static DecoderLM load(const std::string& dir, const Options& options = {});
+  // The same checks as load() (config, key prefix, every tensor's name and shape) without reading
+  // any weight: cheap, for validating a model folder before heavy work.
+  static void check_checkpoint(const std::string& dir);
   // Random weights (normal, std 0.02; norms 1) for benchmarks and tests.
   static DecoderLM random(const DecoderConfig& config, const Options& options = {}, uint64_t seed = 0);
 
@@ -146,6 +149,7 @@ class DecoderLM {
     at::Tensor input_norm, q_w, q_b, k_w, k_b, v_w, v_b, o_w, post_norm, gate_w, up_w, down_w;
   };
   DecoderLM(DecoderConfig cfg, const Options& options);
+  static DecoderLM load_impl(const std::string& dir, const Options& options, bool dry_run);
   void allocate(const Options& options);
   // cos and sin [B, L, 1, D] in the model dtype for positions [B, L] or [3, B, L].
   std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& positions) const;

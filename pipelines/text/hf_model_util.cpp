@@ -101,9 +101,10 @@ std::string model_config_path(const std::string& dir) {
 }
 
 void load_parameters(const safetensors::Checkpoint& ckpt, const std::map<std::string, at::Tensor>& params,
-                     const std::string& what) {
+                     const std::string& what, bool dry_run) {
   safetensors::LoadOptions lo;
   lo.allow_unexpected = true;
+  lo.dry_run = dry_run;
   try {
     safetensors::load_into(ckpt, params, lo);
   } catch (const Error& e) {

@@ -45,8 +45,9 @@ safetensors::Checkpoint open_checkpoint(const std::string& dir);
 
 // Copies the checkpoint into the parameters; tensors no parameter takes are ignored (a vision
 // tower, buffers); a missing or misshaped one throws with its key, both shapes and `what`.
+// With dry_run, only names and shapes are checked (params may be meta tensors).
 void load_parameters(const safetensors::Checkpoint& ckpt, const std::map<std::string, at::Tensor>& params,
-                     const std::string& what);
+                     const std::string& what, bool dry_run = false);
 
 // The first prefix p for which the checkpoint has p + probe; throws naming the folder otherwise.
 std::string find_prefix(const safetensors::Checkpoint& ckpt, const std::vector<std::string>& prefixes,

@@ -5,7 +5,11 @@
 
 #include <sys/stat.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
+#include "core/safetensors/safetensors.h"
 #include "pipelines/text_to_video.h"
 
 using xattn::pipelines::GenerateConfig;
@@ -121,4 +125,77 @@ TEST(TextToVideo, ModelFoldersAreCheckedFirst) {
   EXPECT_NE(m.find("transformer/config.json"), std::string::npos) << m;
   EXPECT_NE(m.find("tokenizer_2/vocab.json + merges.txt"), std::string::npos) << m;
   EXPECT_THROW(TextToVideo::load("/nonexistent/model", {}), xattn::Error);
+}
+
+namespace {
+
+void copy_file(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  std::ofstream out(to, std::ios::binary);
+  out << in.rdbuf();
+}
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+// A complete diffusers-layout folder from small parts: fixture tokenizers, CLIP and VAE; random
+// LLaMA text encoder and transformer saved with their published key names.
+std::string make_model_folder(const std::string& name) {
+  const std::string fx = std::string(XATTN_SOURCE_DIR) + "/tests/fixtures/";
+  const std::string d = std::string(XATTN_TEST_TMPDIR) + "/" + name;
+  ::mkdir(XATTN_TEST_TMPDIR, 0755);
+  ::mkdir(d.c_str(), 0755);
+  for (const char* sub : {"tokenizer", "tokenizer_2", "text_encoder", "text_encoder_2", "transformer", "vae"})
+    ::mkdir((d + "/" + sub).c_str(), 0755);
+  write_text(d + "/model_index.json", R"({"_class_name": "HunyuanVideoPipeline"})");
+  copy_file(fx + "tokenizers/llama3/tokenizer.json", d + "/tokenizer/tokenizer.json");
+  copy_file(fx + "tokenizers/clip/vocab.json", d + "/tokenizer_2/vocab.json");
+  copy_file(fx + "tokenizers/clip/merges.txt", d + "/tokenizer_2/merges.txt");
+  copy_file(fx + "models/clip_text/config.json", d + "/text_encoder_2/config.json");
+  copy_file(fx + "models/clip_text/model.safetensors", d + "/text_encoder_2/model.safetensors");
+  copy_file(fx + "models/hunyuan_tiny/vae/config.json", d + "/vae/config.json");
+  copy_file(fx + "models/hunyuan_tiny/vae/diffusion_pytorch_model.safetensors",
+            d + "/vae/diffusion_pytorch_model.safetensors");
+  const std::string llm_json = R"({"model_type": "llama", "vocab_size": 705, "hidden_size": 32, "intermediate_size": 64,
+    "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
+    "rope_theta": 500000.0, "bos_token_id": 0, "eos_token_id": 1})";
+  write_text(d + "/text_encoder/config.json", llm_json);
+  const auto llm = xattn::text::DecoderLM::random(xattn::text::DecoderConfig::from_json(llm_json), {}, 1);
+  xattn::safetensors::save(d + "/text_encoder/model.safetensors", llm.named_parameters());
+  xattn::hunyuan::TransformerConfig tc = xattn::hunyuan::TransformerConfig::from_file(
+      fx + "models/hunyuan_tiny/transformer/config.json");
+  tc.text_embed_dim = 32;        // the LLM above
+  tc.pooled_projection_dim = 64;  // the CLIP fixture
+  write_text(d + "/transformer/config.json", tc.to_json());
+  xattn::safetensors::save(d + "/transformer/diffusion_pytorch_model.safetensors",
+                           xattn::hunyuan::Transformer::random(tc, {}, 2).named_parameters());
+  return d;
+}
+
+}  // namespace
+
+TEST(TextToVideo, LoadsADiffusersFolderAndChecksShapesFirst) {
+  const std::string d = make_model_folder("t2v_folder");
+  int events = 0;
+  TextToVideo t2v = TextToVideo::load(d, {}, [&](const xattn::ProgressEvent&) { return ++events > 0; });
+  EXPECT_EQ(events, 3);
+  GenerateConfig c = small();
+  c.vae.temporal = false;
+  const auto r = t2v.generate(c);
+  EXPECT_EQ(r.frames.sizes(), at::IntArrayRef({9, 64, 96, 3}));
+  // A misshaped transformer tensor is named, with both shapes, before any weight is read.
+  auto w = xattn::safetensors::load(d + "/transformer/diffusion_pytorch_model.safetensors");
+  w["single_transformer_blocks.1.proj_out.weight"] = at::zeros({32, 100});
+  xattn::safetensors::save(d + "/transformer/diffusion_pytorch_model.safetensors", w);
+  std::string m;
+  try {
+    TextToVideo::load(d, {}, [&](const xattn::ProgressEvent&) {
+      ADD_FAILURE() << "loading started";
+      return true;
+    });
+  } catch (const xattn::Error& e) {
+    m = e.what();
+  }
+  EXPECT_NE(m.find("shape mismatch for 'single_transformer_blocks.1.proj_out.weight': parameter is [32, 160], "
+                   "checkpoint has [32, 100]"),
+            std::string::npos)
+      << m;
 }
