@@ -220,6 +220,12 @@ __global__ void __launch_bounds__(kThreads, 1)
         load(it + kPrefetch, (it + kPrefetch) % kStages);
       }
       const uint32_t qa = smem_u32(sm.q[st]) + wg * 64 * 128, kb_addr = smem_u32(sm.k[st]);
+      // Fence the accumulators and the warpgroup before every chunk's wgmmas, not only at the tile
+      // start: without it ptxas injects warpgroup.arrive in the divergent producer/release code and
+      // serialises every wgmma (C7519/C7520).
+#pragma unroll
+      for (int z = 0; z < kAcc; ++z) asm volatile("" : "+f"(acc[z])::"memory");
+      asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
       for (int kk = 0; kk < kBK / 16; ++kk)
         wgmma<T>(acc, make_desc(qa + kk * 32), make_desc(kb_addr + kk * 32), (chunk == 0 && kk == 0) ? 0 : 1);
