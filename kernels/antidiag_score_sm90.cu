@@ -13,6 +13,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "kernels/ptx.cuh"
 #include "kernels/tma.cuh"
@@ -99,7 +100,16 @@ struct alignas(1024) Smem90 {
 // issued by thread 0; needs q_len and k_len to be multiples of the stride (a partial last group
 // must read zeros past the end, which a [groups, S] map cannot express). Otherwise all threads
 // gather with cp.async behind a CTA barrier per chunk.
-template <typename T, bool kTma>
+//
+// kPair (TMA only): CTAs run in clusters of two over neighbouring row tiles of one head, and each
+// loads half of every K box and multicasts it to both, so the pair pulls K from L2 once (per chunk
+// 16 KB of Q + 16 KB of K per CTA instead of 16 + 32). Both walk the key tiles of the longer row
+// tile (causal pairs differ by one tile at most); a CTA skips the wgmmas and epilogue of tiles past
+// its own, and one without rows (the grid is padded to pairs) only takes part in the loads. A
+// stage is refilled only when the consumers of both CTAs have released it (each warp arrives on
+// both CTAs' empty barriers), and the CTAs leave together (cluster barrier), since the peer may
+// still write into this one's shared memory.
+template <typename T, bool kTma, bool kPair>
 __global__ void __launch_bounds__(kThreads, 1)
     score_kernel_sm90(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                       const ScoreParams p) {
@@ -108,7 +118,20 @@ __global__ void __launch_bounds__(kThreads, 1)
   // The dynamic shared window is 1024-byte aligned in practice; align explicitly anyway.
   Smem90& sm = *reinterpret_cast<Smem90*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   ScoreTile tile_geo;
-  if (!score_tile_setup<kBM>(p, tile_geo)) return;
+  const bool has_rows = score_tile_setup<kBM>(p, tile_geo);
+  int own_tiles = 0, pair_tiles = 0;
+  uint32_t rank = 0;
+  if constexpr (kPair) {
+    rank = tma::cluster_ctarank();
+    ScoreTile other;
+    const bool other_rows = score_tile_setup<kBM>(p, other, static_cast<int>(blockIdx.x) ^ 1);
+    if (!has_rows) tile_geo = other;  // loads only: coordinates of the peer's rows, never written
+    own_tiles = has_rows ? (tile_geo.j_end + kBN - 1) / kBN : 0;
+    pair_tiles = max(own_tiles, other_rows ? (other.j_end + kBN - 1) / kBN : 0);
+  } else {
+    if (!has_rows) return;
+    own_tiles = pair_tiles = (tile_geo.j_end + kBN - 1) / kBN;
+  }
   const int S = tile_geo.S, nq = tile_geo.nq, i0 = tile_geo.i0, h = tile_geo.h, b = tile_geo.b, hk = tile_geo.hk;
   const int off = tile_geo.off, gpb = tile_geo.gpb, kb_count = tile_geo.kb_count, j_end = tile_geo.j_end;
   const int64_t ws_row = tile_geo.ws_row;
@@ -122,8 +145,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const T* qbase = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
   const T* kbase = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
   const int chunks_per_tile = S * p.head_dim / kBK;
-  const int n_tiles = (j_end + kBN - 1) / kBN;
-  const int total = n_tiles * chunks_per_tile;
+  const int n_tiles = own_tiles;
+  const int total = pair_tiles * chunks_per_tile;
 
   auto load = [&](int it, int st) {
     if (it < total) {
@@ -165,23 +188,35 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int e = chunk * kBK;
     const int t = e / p.head_dim, d0 = e % p.head_dim;
     const uint32_t full = smem_u32(&sm.full[st]);
-    tma::mbar_expect_tx(full, (kBM + kBN) * kBK * sizeof(T));
+    tma::mbar_expect_tx(full, (kBM + kBN) * kBK * sizeof(T));  // all of K arrives, half from the peer
     tma::load_5d(smem_u32(sm.q[st]), &tm_q, d0, S - 1 - t, i0, h, b, full);
-    tma::load_5d(smem_u32(sm.k[st]), &tm_k, d0, t, tile * kBN, hk, b, full);
+    if constexpr (kPair)
+      tma::load_5d_multicast(smem_u32(sm.k[st]) + rank * (kBN / 2) * 128, &tm_k, d0, t, tile * kBN + rank * (kBN / 2),
+                             hk, b, full, 0x3);
+    else
+      tma::load_5d(smem_u32(sm.k[st]), &tm_k, d0, t, tile * kBN, hk, b, full);
   };
   if constexpr (kTma) {
     if (producer) {
       for (int st = 0; st < kStages; ++st) {
         tma::mbar_init(smem_u32(&sm.full[st]), 1);
-        tma::mbar_init(smem_u32(&sm.empty[st]), kThreads / 32);
+        tma::mbar_init(smem_u32(&sm.empty[st]), (kPair ? 2 : 1) * kThreads / 32);
       }
       asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    __syncthreads();
+    if constexpr (kPair) tma::cluster_sync();  // the peer's barriers exist before anything targets them
+    else __syncthreads();
   }
-  auto release = [&](int n) {  // this warp is done with chunk n's stage
+  auto release = [&](int n) {  // this warp is done with chunk n's stage (in both CTAs when paired)
     __syncwarp();
-    if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[n % kStages]));
+    if (lane == 0) {
+      if constexpr (kPair) {
+        tma::mbar_arrive_cluster(smem_u32(&sm.empty[n % kStages]), 0);
+        tma::mbar_arrive_cluster(smem_u32(&sm.empty[n % kStages]), 1);
+      } else {
+        tma::mbar_arrive(smem_u32(&sm.empty[n % kStages]));
+      }
+    }
   };
 
   const float scale2 = p.scale / static_cast<float>(S) * kLog2e;
@@ -204,7 +239,16 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int st = 0; st < kPrefetch; ++st) load(st, st);
   }
-  for (int tile = 0; tile < n_tiles; ++tile) {
+  for (int tile = 0; tile < pair_tiles; ++tile) {
+    if (kPair && tile >= n_tiles) {  // the peer's extra tile: take part in the loads only
+      for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
+        const int it = tile * chunks_per_tile + chunk;
+        tma::mbar_wait(smem_u32(&sm.full[it % kStages]), (it / kStages) & 1);
+        if (producer) issue(it + kPrefetch);
+        release(it);
+      }
+      continue;
+    }
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
     for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
       const int it = tile * chunks_per_tile + chunk;
@@ -299,6 +343,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + kb_count + (kBN / 64) * tile] = m_a;
       if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + kb_count + (kBN / 64) * tile] = m_b;
     }
+    // The flushed block sums are zero again before any warp adds the next tile's: on the TMA path
+    // nothing else orders them, and with few chunks per tile (S*D/64 <= 4) a fast warp can reach the
+    // next epilogue while another still flushes (racecheck found it, 2026-11-27).
+    __syncthreads();
   }
   cp_async_wait<0>();
 
@@ -314,19 +362,39 @@ __global__ void __launch_bounds__(kThreads, 1)
     sm.row_sum[rb] = l_b;
   }
   __syncthreads();
-  score_finalize<kBM, kBN>(p, tile_geo, n_tiles, sm.row_max, sm.row_sum);
+  if (has_rows) score_finalize<kBM, kBN>(p, tile_geo, n_tiles, sm.row_max, sm.row_sum);
+  if constexpr (kPair) tma::cluster_sync();  // the peer may still multicast into or arrive on this CTA
 #endif
 }
 
-template <typename T, bool kTma>
+template <typename T, bool kTma, bool kPair>
 cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const ScoreParams& p, cudaStream_t stream) {
   const int nq = (p.q_len + p.stride - 1) / p.stride;
-  dim3 grid((nq + kBM - 1) / kBM, p.q_heads, p.batch);
+  int tiles = (nq + kBM - 1) / kBM;
+  if (kPair) tiles += tiles % 2;  // whole pairs
+  const dim3 grid(tiles, p.q_heads, p.batch);
   const size_t smem = sizeof(Smem90) + 1024;
-  auto* kernel = score_kernel_sm90<T, kTma>;
+  auto* kernel = score_kernel_sm90<T, kTma, kPair>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (e != cudaSuccess) return e;
-  kernel<<<grid, kThreads, smem, stream>>>(mq, mk, p);
+  if constexpr (kPair) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 2;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    e = cudaLaunchKernelEx(&cfg, kernel, mq, mk, p);
+    if (e != cudaSuccess) return e;
+  } else {
+    kernel<<<grid, kThreads, smem, stream>>>(mq, mk, p);
+  }
   return cudaGetLastError();
 }
 
@@ -345,11 +413,16 @@ bool make_group_map(CUtensorMap* map, const void* base, DType dtype, int head_di
 template <typename T>
 cudaError_t launch_sm90(const ScoreParams& p, cudaStream_t stream) {
   CUtensorMap mq{}, mk{};
+  // Paired CTAs (K multicast) only with XATTN_SCORING_PAIR=1: correct, but 1.43x slower than
+  // unpaired on H100 (kernels/NOTES.md, scoring v7), kept to continue from.
+  const char* env = std::getenv("XATTN_SCORING_PAIR");
+  const bool pair = env && env[0] == '1';
   const bool tma = make_group_map(&mq, p.q, p.dtype, p.head_dim, p.q_len, p.stride, p.q_heads, p.batch, p.q_stride_l,
                                   p.q_stride_h, p.q_stride_b, kBM) &&
                    make_group_map(&mk, p.k, p.dtype, p.head_dim, p.k_len, p.stride, p.kv_heads, p.batch, p.k_stride_l,
-                                  p.k_stride_h, p.k_stride_b, kBN);
-  return tma ? launch_kernel<T, true>(mq, mk, p, stream) : launch_kernel<T, false>(mq, mk, p, stream);
+                                  p.k_stride_h, p.k_stride_b, pair ? kBN / 2 : kBN);
+  if (!tma) return launch_kernel<T, false, false>(mq, mk, p, stream);
+  return pair ? launch_kernel<T, true, true>(mq, mk, p, stream) : launch_kernel<T, true, false>(mq, mk, p, stream);
 }
 
 }  // namespace

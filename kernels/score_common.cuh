@@ -27,10 +27,11 @@ struct ScoreTile {
 // Returns false when the CTA has no rows. Causal rows grow longer with i, so the last (longest)
 // row tiles are launched first and the short ones fill the tail of the grid.
 template <int kBM>
-__device__ inline bool score_tile_setup(const ScoreParams& p, ScoreTile& t) {
+__device__ inline bool score_tile_setup(const ScoreParams& p, ScoreTile& t, int bx = -1) {
+  if (bx < 0) bx = static_cast<int>(blockIdx.x);
   t.S = p.stride;
   t.nq = (p.q_len + t.S - 1) / t.S;
-  t.i0 = (p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * kBM;
+  t.i0 = (p.causal ? static_cast<int>(gridDim.x) - 1 - bx : bx) * kBM;
   if (t.i0 >= t.nq) return false;
   t.h = blockIdx.y;
   t.b = blockIdx.z;

@@ -1,6 +1,8 @@
 // CUDA kernels against the ATen reference (label gpu; skipped without a GPU).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #ifdef XATTN_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
@@ -68,6 +70,28 @@ TEST(XAttentionCuda, ScoresMatchTheReference) {
     const at::Tensor want = antidiagonal_block_scores(q.cpu().to(at::kFloat), k.cpu().to(at::kFloat), c.S, c.bs, r);
     EXPECT_TRUE(at::allclose(got, want, 1e-3, 2e-5))
         << "Lq " << c.Lq << " Lk " << c.Lk << " S " << c.S << " max diff " << (got - want).abs().max().item<float>();
+  }
+}
+
+// The experimental paired-CTA scoring kernel (XATTN_SCORING_PAIR=1: K multicast over a cluster of
+// two row tiles) gives bit-identical scores: an odd number of row tiles (one padding CTA), causal
+// pairs of different lengths, GQA.
+TEST(XAttentionCuda, PairedScoringKernelGivesTheSameScores) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(37);
+  for (const bool causal : {false, true}) {
+    at::Tensor q = at::randn({1, 2 * 128 * 8 + 8 * 40, 4, 128}).to(at::kBFloat16).cuda();  // 3 row tiles
+    at::Tensor k = at::randn({1, 2 * 128 * 8 + 8 * 80, 2, 128}).to(at::kBFloat16).cuda();
+    AttentionOptions o;
+    o.causal = causal;
+    o.backend = Backend::kCuda;
+    ::unsetenv("XATTN_SCORING_PAIR");
+    const at::Tensor single = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
+    ::setenv("XATTN_SCORING_PAIR", "1", 1);
+    const at::Tensor paired = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
+    ::unsetenv("XATTN_SCORING_PAIR");
+    EXPECT_TRUE(at::equal(single, paired)) << "causal " << causal << " max diff "
+                                           << (single - paired).abs().max().item<float>();
   }
 }
 
