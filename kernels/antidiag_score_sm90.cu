@@ -33,7 +33,8 @@ constexpr int kBN = 256;           // key groups per tile (m64n256k16)
 constexpr int kMinGroupsPerBlock = 4;  // block-sum buffer is kBN / 4 wide
 constexpr int kBK = 64;            // 64 bf16 = 128 B = one swizzle atom row
 constexpr int kStages = 4;         // with a prefetch distance of 2
-constexpr int kThreads = 256;
+constexpr int kThreads = 256;       // consumer threads (2 warpgroups)
+constexpr int kTmaThreads = kThreads + 32;  // TMA path: plus one producer warp
 
 #ifdef XATTN_SM90A
 using namespace ptx;
@@ -109,8 +110,13 @@ struct alignas(1024) Smem90 {
 // stage is refilled only when the consumers of both CTAs have released it (each warp arrives on
 // both CTAs' empty barriers), and the CTAs leave together (cluster barrier), since the peer may
 // still write into this one's shared memory.
+// On the TMA path a ninth warp only produces: it issues every chunk's loads as soon as the
+// consumers have released the stage, so up to kStages chunks are in flight regardless of where the
+// consumers are (ncu, v6: L2 37% busy and warps stalled on their data with the producer inside
+// consumer warp 0, two chunks ahead). The consumers synchronise among themselves with named
+// barrier 1 (256 threads).
 template <typename T, bool kTma, bool kPair>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps allocate like 12 (__maxnreg__(224) fails to launch)
     score_kernel_sm90(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                       const ScoreParams p) {
 #ifdef XATTN_SM90A
@@ -177,7 +183,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     cp_async_commit();
   };
 
-  const bool producer = threadIdx.x == 0;
+  const bool producer = threadIdx.x == 0;     // initialises the barriers
+  const bool is_consumer = threadIdx.x < kThreads;
+  auto consumer_sync = [] {
+    if constexpr (kTma) asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory");
+    else __syncthreads();
+  };
   // TMA: chunk n of the stream into stage n % kStages once its previous use (chunk n - kStages)
   // has been released by every warp.
   auto issue = [&](int n) {
@@ -221,7 +232,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const float scale2 = p.scale / static_cast<float>(S) * kLog2e;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
-  for (int x = threadIdx.x; x < kBM * (kBN / kMinGroupsPerBlock); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
+  if (is_consumer)
+    for (int x = threadIdx.x; x < kBM * (kBN / kMinGroupsPerBlock); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
   __syncthreads();  // the zeroed block sums before any epilogue adds to them (the TMA path has no other barrier)
   float acc[kAcc];  // the first k16 step of each tile overwrites it (scale-d 0)
 #pragma unroll
@@ -231,20 +243,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   // iteration `it` was last read by wgmma(it - kPrefetch - ... ) which every warpgroup has
   // waited for before the barrier of this iteration (wait_group 1 at it - 1 retires it - 2).
   constexpr int kPrefetch = kStages - 2;
-  if constexpr (kTma) {
-    if (producer)
-      for (int st = 0; st < kPrefetch; ++st) issue(st);
-    __syncwarp();
-  } else {
+  if constexpr (!kTma) {
 #pragma unroll
     for (int st = 0; st < kPrefetch; ++st) load(st, st);
   }
+  if (kTma && !is_consumer) {  // the producer warp
+    if (lane == 0)
+      for (int n = 0; n < total; ++n) issue(n);
+  } else
   for (int tile = 0; tile < pair_tiles; ++tile) {
     if (kPair && tile >= n_tiles) {  // the peer's extra tile: take part in the loads only
       for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
         const int it = tile * chunks_per_tile + chunk;
         tma::mbar_wait(smem_u32(&sm.full[it % kStages]), (it / kStages) & 1);
-        if (producer) issue(it + kPrefetch);
         release(it);
       }
       continue;
@@ -255,8 +266,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int st = it % kStages;
       if constexpr (kTma) {
         tma::mbar_wait(smem_u32(&sm.full[st]), (it / kStages) & 1);
-        if (producer) issue(it + kPrefetch);
-        __syncwarp();
       } else {
         cp_async_wait<kPrefetch - 1>();  // chunk `it` has landed (for this thread)
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -330,7 +339,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     m_a = nm_a;
     m_b = nm_b;
-    __syncthreads();
+    consumer_sync();
     const int nkb = kBN / gpb;
     for (int x = threadIdx.x; x < kBM * nkb; x += kThreads) {
       const int r = x / nkb, kbl = x % nkb;
@@ -346,7 +355,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     // The flushed block sums are zero again before any warp adds the next tile's: on the TMA path
     // nothing else orders them, and with few chunks per tile (S*D/64 <= 4) a fast warp can reach the
     // next epilogue while another still flushes (racecheck found it, 2026-11-27).
-    __syncthreads();
+    consumer_sync();
   }
   cp_async_wait<0>();
 
@@ -355,7 +364,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     l_a += __shfl_xor_sync(0xffffffffu, l_a, o);
     l_b += __shfl_xor_sync(0xffffffffu, l_b, o);
   }
-  if (c == 0) {
+  if (is_consumer && c == 0) {
     sm.row_max[ra] = m_a;
     sm.row_sum[ra] = l_a;
     sm.row_max[rb] = m_b;
@@ -380,7 +389,7 @@ cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const Sc
   if constexpr (kPair) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
-    cfg.blockDim = dim3(kThreads);
+    cfg.blockDim = dim3(kTma ? kTmaThreads : kThreads);
     cfg.dynamicSmemBytes = smem;
     cfg.stream = stream;
     cudaLaunchAttribute attr[1];
@@ -393,7 +402,7 @@ cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const Sc
     e = cudaLaunchKernelEx(&cfg, kernel, mq, mk, p);
     if (e != cudaSuccess) return e;
   } else {
-    kernel<<<grid, kThreads, smem, stream>>>(mq, mk, p);
+    kernel<<<grid, kTma ? kTmaThreads : kThreads, smem, stream>>>(mq, mk, p);
   }
   return cudaGetLastError();
 }
