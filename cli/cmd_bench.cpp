@@ -44,24 +44,31 @@ const char* kRoutines =
 #endif
     ;
 
-void emit(const std::string& text, const std::string& out_file) {
-  std::cout << text;
-  if (!out_file.empty()) {
-    std::ofstream f(out_file, std::ios::trunc);
-    if (!f) throw Error("bench", out_file + ": cannot open for writing");
-    f << text;
+// -o FORMAT and --out FILE, shared by every routine: the table goes to stdout (and FILE).
+struct TableOutput {
+  std::string format = "md";
+  std::string file;
+  void add_flags(ArgParser& p) {
+    p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
+    p.flag("--out", "FILE", "also write the table to FILE", &file);
   }
-}
-
-void check_format(const std::string& format) {
-  if (format != "md" && format != "csv" && format != "json")
-    throw UsageError("-o: expected md, csv or json, got '" + format + "'");
-}
-
+  void check() const {
+    if (format != "md" && format != "csv" && format != "json")
+      throw UsageError("-o: expected md, csv or json, got '" + format + "'");
+  }
+  void emit(const std::string& text) const {
+    std::cout << text;
+    if (!file.empty()) {
+      std::ofstream f(file, std::ios::trunc);
+      if (!f) throw Error("bench", file + ": cannot open for writing");
+      f << text;
+    }
+  }
+};
 
 int run_proxy_cmd(const std::vector<std::string>& args) {
   eval::ProxyConfig cfg;
-  std::string format = "md", out_file;
+  TableOutput out;
   bool head_kinds = false;
   ArgParser p("xattn bench proxy [flags]",
               "Compare block-score estimators at equal density: each method keeps, per row, as many blocks as\n"
@@ -70,8 +77,7 @@ int run_proxy_cmd(const std::vector<std::string>& args) {
   p.flag("--size", "S", "workload size: small (~2-4K tokens) or medium (~8-12K tokens)", &cfg.size);
   p.flag("--stride", "N", "antidiagonal stride", &cfg.stride);
   p.flag("--threshold", "TAU", "XAttention threshold that sets the density", &cfg.threshold);
-  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
-  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  out.add_flags(p);
   p.toggle("--head-kinds", "also print XAttention's density and recall per head kind", &head_kinds);
   int seed = 0;
   p.flag("--seed", "N", "workload seed", &seed);
@@ -79,18 +85,19 @@ int run_proxy_cmd(const std::vector<std::string>& args) {
     std::cout << p.help();
     return 0;
   }
-  check_format(format);
+  out.check();
   if (cfg.size != "small" && cfg.size != "medium") throw UsageError("--size: expected small or medium, got '" + cfg.size + "'");
   cfg.seed = static_cast<uint64_t>(seed);
   ProgressBar& bar = interruptible_bar();
   const eval::ProxyResult r = eval::run_proxy(cfg, bar.callback());
-  std::string text = r.estimators.render(format);
-  if (head_kinds) text += (format == "md" ? "\n" : "") + r.head_kinds.render(format);
-  emit(text, out_file);
+  std::string text = r.estimators.render(out.format);
+  if (head_kinds) text += (out.format == "md" ? "\n" : "") + r.head_kinds.render(out.format);
+  out.emit(text);
   return 0;
 }
 int run_density_cmd(const std::vector<std::string>& args) {
-  std::string config_file, format = "md", out_file;
+  std::string config_file;
+  TableOutput out;
   std::vector<std::string> sets;
   ArgParser p("xattn bench density [--config FILE] [--set key=value ...] [-o md|csv|json]",
               "Generate a synthetic workload and report the share of blocks XAttention keeps, per head kind.\n"
@@ -98,8 +105,7 @@ int run_density_cmd(const std::vector<std::string>& args) {
   p.flag("--config", "FILE", "YAML file with DensityBench settings (e.g. configs/density/video-720p.yaml)",
          &config_file);
   p.multi("--set", "KEY=VALUE", "override a setting, e.g. --set video.peak_margin=5 --set threshold=0.95", &sets);
-  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
-  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  out.add_flags(p);
   std::string keys;
   for (const auto& d : config::describe<eval::DensityBench>())
     keys += "  " + d.path + " (" + d.type + ", default " + d.default_value + "): " + d.help + "\n";
@@ -108,11 +114,11 @@ int run_density_cmd(const std::vector<std::string>& args) {
     std::cout << p.help();
     return 0;
   }
-  check_format(format);
+  out.check();
   const eval::DensityBench cfg = config_file.empty() ? config::from_overrides<eval::DensityBench>(sets)
                                                      : config::load<eval::DensityBench>(config_file, sets);
   ProgressBar& bar = interruptible_bar();
-  emit(eval::run_density(cfg, bar.callback()).render(format), out_file);
+  out.emit(eval::run_density(cfg, bar.callback()).render(out.format));
   return 0;
 }
 #ifdef XATTN_WITH_CUDA
@@ -139,7 +145,8 @@ void check_cases(const std::vector<std::string>& cases) {
 
 int run_scoring_cmd(const std::vector<std::string>& args) {
   eval::ScoringBenchConfig cfg;
-  std::string cases, strides, format = "md", out_file;
+  std::string cases, strides;
+  TableOutput out;
   bool no_check = false;
   ArgParser p("xattn bench scoring [--cases A,B] [--strides 8,16] [-o md|csv|json]",
               "Time the CUDA antidiagonal scoring and block selection kernels and cuDNN dense attention on the\n"
@@ -151,8 +158,7 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
   p.toggle("--no-check", "skip the match rate against the ATen reference", &no_check);
-  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
-  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  out.add_flags(p);
   if (p.parse(args)) {
     std::cout << p.help();
     return 0;
@@ -169,15 +175,16 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
     }
   }
   check_cases(cfg.cases);
-  check_format(format);
+  out.check();
   cfg.check = !no_check;
   ProgressBar& bar = interruptible_bar();
-  emit(eval::run_scoring_bench(cfg, bar.callback()).render(format), out_file);
+  out.emit(eval::run_scoring_bench(cfg, bar.callback()).render(out.format));
   return 0;
 }
 int run_attention_cmd(const std::vector<std::string>& args) {
   eval::AttentionBenchConfig cfg;
-  std::string cases, format = "md", out_file;
+  std::string cases;
+  TableOutput out;
   ArgParser p("xattn bench attention [--cases A,B] [-o md|csv|json]",
               "Time our block-sparse attention (every block kept, top-ratio masks at 10/25/35/50% density, and\n"
               "the whole estimate + attend call) and LibTorch SDPA's cuDNN and FlashAttention-2 dense backends\n"
@@ -189,22 +196,21 @@ int run_attention_cmd(const std::vector<std::string>& args) {
   p.flag("--stride", "N", "stride of the estimate in the full call", &cfg.stride);
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
-  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
-  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  out.add_flags(p);
   if (p.parse(args)) {
     std::cout << p.help();
     return 0;
   }
   if (!cases.empty()) cfg.cases = split_list(cases);
   check_cases(cfg.cases);
-  check_format(format);
+  out.check();
   ProgressBar& bar = interruptible_bar();
-  emit(eval::run_attention_bench(cfg, bar.callback()).render(format), out_file);
+  out.emit(eval::run_attention_bench(cfg, bar.callback()).render(out.format));
   return 0;
 }
 int run_t2v_cmd(const std::vector<std::string>& args) {
   eval::T2vBenchConfig cfg;
-  std::string format = "md", out_file;
+  TableOutput out;
   bool no_vae = false;
   ArgParser p("xattn bench t2v-step [--policy FILE] [--top-ratio R] [-o md|csv|json]",
               "One denoising step of the full-size HunyuanVideo transformer (24 x 128 heads, 20 dual + 40 single\n"
@@ -218,21 +224,20 @@ int run_t2v_cmd(const std::vector<std::string>& args) {
   p.flag("--top-ratio", "R", "share of blocks kept per row without --policy", &cfg.top_ratio);
   p.flag("--layers", "N", "dual and single blocks each (default: the published 20 and 40)", &cfg.layers);
   p.toggle("--no-vae", "skip the VAE decode", &no_vae);
-  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
-  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  out.add_flags(p);
   if (p.parse(args)) {
     std::cout << p.help();
     return 0;
   }
-  check_format(format);
+  out.check();
   cfg.vae = !no_vae;
   ProgressBar& bar = interruptible_bar();
-  emit(eval::run_t2v_bench(cfg, bar.callback()).render(format), out_file);
+  out.emit(eval::run_t2v_bench(cfg, bar.callback()).render(out.format));
   return 0;
 }
 int run_text_cmd(const std::vector<std::string>& args) {
   eval::TextBenchConfig cfg;
-  std::string format = "md", out_file;
+  TableOutput out;
   ArgParser p("xattn bench text-encoder [--model DIR|llama3-8b] [--tokens N] [-o md|csv|json]",
               "Time a decoder LLM in bf16 on the GPU: encoding a prompt as HunyuanVideo does (hidden state -3;\n"
               "the last two layers are skipped), a prefill through every layer with logits, and greedy decode\n"
@@ -244,24 +249,23 @@ int run_text_cmd(const std::vector<std::string>& args) {
   p.flag("--decode-steps", "N", "greedy steps timed after the prompt (0: none)", &cfg.decode_steps);
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
-  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
-  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  out.add_flags(p);
   if (p.parse(args)) {
     std::cout << p.help();
     return 0;
   }
-  check_format(format);
+  out.check();
   ProgressBar& bar = interruptible_bar();
   const eval::TextBenchResult r = eval::run_text_bench(cfg, bar.callback());
   std::cerr << "weights " << eval::fmt(r.weights_gib, 2) << " GiB, set up in " << eval::fmt(r.setup_s, 1) << " s\n";
-  emit(r.table.render(format), out_file);
+  out.emit(r.table.render(out.format));
   return 0;
 }
 #endif
 #ifdef XATTN_WITH_VIDEO
 int run_video_cmd(const std::vector<std::string>& args) {
   eval::VideoBenchConfig cfg;
-  std::string format = "md", out_file;
+  TableOutput out;
   ArgParser p("xattn bench video [--input FILE | --minutes M --height H] [--sample SPEC] [-o md|csv|json]",
               "Time sampling frames from a long video two ways on fresh readers: seeking to the keyframe before\n"
               "each wanted frame (and skipping unreferenced frames), and decoding every frame from the start.\n"
@@ -275,18 +279,17 @@ int run_video_cmd(const std::vector<std::string>& args) {
   p.flag("--gop", "SECONDS", "keyframe interval of the generated video", &cfg.gop_seconds);
   p.flag("--sample", "SPEC", "frames to sample: uniform:N, uniform-interior:N, fps:F, qwen2vl, indices:..", &cfg.sample);
   p.flag("--threads", "N", "decoder threads (0 = one per core)", &cfg.threads);
-  p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
-  p.flag("--out", "FILE", "also write the table to FILE", &out_file);
+  out.add_flags(p);
   if (p.parse(args)) {
     std::cout << p.help();
     return 0;
   }
-  check_format(format);
+  out.check();
   if (cfg.input.empty() && (cfg.minutes <= 0 || cfg.height < 16 || cfg.fps <= 0 || cfg.gop_seconds <= 0))
     throw UsageError("bench video: --minutes, --fps and --gop must be > 0 and --height >= 16");
   ProgressBar& bar = interruptible_bar();
   const eval::VideoBenchResult r = eval::run_video_bench(cfg, bar.callback());
-  emit(r.table().render(format), out_file);
+  out.emit(r.table().render(out.format));
   if (!r.identical) throw Error("bench", "sparse and full decoding returned different frames");
   return 0;
 }
