@@ -62,6 +62,8 @@ nlohmann::json record(const GenerateConfig& cfg, const GenerateResult& r, const 
           {"dtype", dtype},
           {"video", out},
           {"prompt", cfg.prompt},
+          {"negative_prompt", cfg.negative_prompt},
+          {"true_cfg_scale", cfg.true_cfg_scale},
           {"frames", cfg.frames},
           {"height", cfg.height},
           {"width", cfg.width},
@@ -87,7 +89,7 @@ nlohmann::json record(const GenerateConfig& cfg, const GenerateResult& r, const 
 
 int run_generate_video(const std::vector<std::string>& args) {
   std::string model = "tiny", out = "video.mp4", config_file, policy_file, device_text = "auto", dtype_text = "auto";
-  std::string prompt, frames, height, width, steps, seed, guidance, shift, fps, attention;
+  std::string prompt, negative_prompt, true_cfg, frames, height, width, steps, seed, guidance, shift, fps, attention;
   std::vector<std::string> sets;
   bool save_latents = false, spatial_tiling = false, keep_text_on_gpu = false;
   ArgParser p("xattn generate-video --prompt TEXT [--model DIR|tiny] [--out video.mp4] [flags]",
@@ -101,6 +103,9 @@ int run_generate_video(const std::vector<std::string>& args) {
   p.flag("--model", "DIR", "diffusers HunyuanVideo folder (model_index.json, transformer/, vae/, text_encoder/, "
                            "text_encoder_2/, tokenizer/, tokenizer_2/) or tiny (embedded random-weight model)", &model);
   p.flag("--prompt", "TEXT", "what the video shows (required)", &prompt);
+  p.flag("--negative-prompt", "TEXT", "what it should not show; needs --true-cfg > 1 (two transformer passes per step)",
+         &negative_prompt);
+  p.flag("--true-cfg", "S", "true classifier-free guidance scale (default 1: off)", &true_cfg);
   p.flag("--out", "FILE", "output MP4 (H.264; MPEG-4 when libx264 is missing)", &out);
   p.flag("--frames", "N", "frames, 4k + 1", &frames);
   p.flag("--height", "H", "height in pixels, a multiple of 16", &height);
@@ -144,13 +149,14 @@ int run_generate_video(const std::vector<std::string>& args) {
   const std::pair<const char*, std::string*> flag_keys[] = {
       {"frames", &frames}, {"height", &height},     {"width", &width}, {"steps", &steps},
       {"seed", &seed},     {"guidance", &guidance}, {"shift", &shift}, {"fps", &fps},
-      {"attention.mode", &attention}};
+      {"attention.mode", &attention}, {"true_cfg_scale", &true_cfg}};
   for (const auto& fk : flag_keys)
     if (!fk.second->empty()) overrides.push_back(std::string(fk.first) + "=" + *fk.second);
   if (spatial_tiling) overrides.push_back("vae.spatial=true");
   overrides.insert(overrides.end(), sets.begin(), sets.end());
   try {
     if (!prompt.empty()) cfg.prompt = prompt;
+    if (!negative_prompt.empty()) cfg.negative_prompt = negative_prompt;
     if (cfg.prompt.empty()) throw UsageError("--prompt: say what the video shows");
     cfg = config::parse<GenerateConfig>(config::to_yaml(cfg), "settings", overrides);
   } catch (const Error& e) {

@@ -25,6 +25,8 @@ std::string GenerateConfig::check() const {
   if (prompt.empty()) e << "prompt: empty (say what the video shows)";
   else if ((frames - 1) % 4 != 0) e << "frames: " << frames << " is not 4k + 1 (e.g. " << ((frames - 1) / 4) * 4 + 1 << " or " << ((frames - 1) / 4 + 1) * 4 + 1 << ")";
   else if (height % 16 != 0) e << "height: " << height << " is not a multiple of 16";
+  else if (!negative_prompt.empty() && !(true_cfg_scale > 1.0))
+    e << "negative_prompt: used only with true_cfg_scale > 1 (true classifier-free guidance); set both";
   else if (width % 16 != 0) e << "width: " << width << " is not a multiple of 16";
   else return attention.check();
   return e.str();
@@ -149,6 +151,9 @@ GenerateResult TextToVideo::generate(const GenerateConfig& cfg, const ProgressCa
   const bool move_text = opt_.offload_text_encoders && !dev.is_cpu();
   if (move_text) text_->to(dev);
   hunyuan::PromptEmbeddings emb = text_->encode({cfg.prompt});
+  const bool true_cfg = !cfg.negative_prompt.empty() && cfg.true_cfg_scale > 1.0;
+  hunyuan::PromptEmbeddings neg;
+  if (true_cfg) neg = text_->encode({cfg.negative_prompt});
   if (move_text) text_->to(at::kCPU);
   text_prog.finish();
   r.times.text_s = since(t0);
@@ -174,7 +179,16 @@ GenerateResult TextToVideo::generate(const GenerateConfig& cfg, const ProgressCa
     attn.begin_step(i);
     hunyuan::TransformerInputs in{latents.to(dt), at::full({1}, sched.timestep(i), latents.options()), emb.states,
                                   emb.mask, emb.pooled, guidance};
-    latents = sched.step(dit_->forward(in, hook), i, latents);
+    at::Tensor v = dit_->forward(in, hook);
+    if (true_cfg) {  // v = v_neg + s * (v - v_neg), as diffusers' true_cfg_scale
+      hunyuan::TransformerInputs nin = in;
+      nin.text_states = neg.states;
+      nin.text_mask = neg.mask;
+      nin.pooled = neg.pooled;
+      const at::Tensor vn = dit_->forward(nin, hook);
+      v = vn + (v - vn) * cfg.true_cfg_scale;
+    }
+    latents = sched.step(v, i, latents);
     device_synchronize(dev);
     r.step_s.push_back(since(ts));
     std::ostringstream note;

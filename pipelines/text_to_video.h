@@ -48,6 +48,8 @@ struct GenerateConfig {
   int steps = 50;
   int64_t seed = 0;
   double guidance = 6.0;  // embedded guidance scale
+  std::string negative_prompt;  // with true_cfg_scale > 1: classifier-free guidance against it
+  double true_cfg_scale = 1.0;  // 1: off (the published default); > 1 doubles the transformer passes
   double shift = 7.0;     // flow-matching shift
   double fps = 24.0;
   AttentionPolicy attention;
@@ -63,6 +65,8 @@ struct GenerateConfig {
     v.field("steps", steps, "denoising steps", c::at_least(1));
     v.field("seed", seed, "seed of the initial noise");
     v.field("guidance", guidance, "embedded guidance scale", c::range(0.0, 100.0));
+    v.field("negative_prompt", negative_prompt, "what the video should not show (needs true_cfg_scale > 1)");
+    v.field("true_cfg_scale", true_cfg_scale, "true classifier-free guidance scale; 1 = off", c::range(1.0, 100.0));
     v.field("shift", shift, "flow-matching shift", c::range(0.001, 100.0));
     v.field("fps", fps, "frame rate of the written video", c::range(1.0, 240.0));
     v.field("attention", attention, "attention policy (dense warm-up, tau, per-layer overrides)");

@@ -79,6 +79,9 @@ TEST(CliGenerate, BadInputFailsBeforeWork) {
   EXPECT_NE(r.all.find("warmup"), std::string::npos) << r.all;
   r = run("generate-video --prompt x --attention sparse --out " + out);
   EXPECT_EQ(r.code, 2);
+  r = run("generate-video --prompt x --negative-prompt blurry --out " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.all.find("true_cfg_scale > 1"), std::string::npos) << r.all;
   r = run("generate-video --prompt x --model /nonexistent/hunyuan --out " + out);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.all.find("/nonexistent/hunyuan: not a directory"), std::string::npos) << r.all;

@@ -81,6 +81,24 @@ TEST(TextToVideo, WarmupEqualsDenseAndSparseStepsReportDensity) {
   EXPECT_GT(s.attention_s, 0.0);
 }
 
+// True CFG: v = v_neg + s (v - v_neg). Against the prompt itself it changes nothing (bit for bit);
+// against another prompt it does; a negative prompt without a scale > 1 is refused.
+TEST(TextToVideo, TrueClassifierFreeGuidance) {
+  const auto plain = model().generate(small());
+  GenerateConfig same = small();
+  same.negative_prompt = same.prompt;
+  same.true_cfg_scale = 3.0;
+  EXPECT_TRUE(at::equal(model().generate(same).latents, plain.latents));
+  GenerateConfig other = same;
+  other.negative_prompt = "blurry, low quality";
+  const auto o = model().generate(other);
+  EXPECT_FALSE(at::equal(o.latents, plain.latents));
+  EXPECT_EQ(o.attention.size(), 2 * plain.attention.size());  // two passes per step
+  GenerateConfig bad = small();
+  bad.negative_prompt = "x";
+  EXPECT_THROW(model().generate(bad), xattn::Error);
+}
+
 TEST(TextToVideo, CancelStopsAtTheNextStep) {
   int events = 0;
   const auto cancel_in_denoise = [&](const xattn::ProgressEvent& e) {
