@@ -92,10 +92,19 @@ int run_generate_video(const std::vector<std::string>& args) {
   std::string prompt, negative_prompt, true_cfg, frames, height, width, steps, seed, guidance, shift, fps, attention;
   std::vector<std::string> sets;
   bool save_latents = false, spatial_tiling = false, keep_text_on_gpu = false;
+  // Defaults are GenerateConfig's (and TextToVideo::apply_tiny_defaults'), quoted here, not repeated.
+  const GenerateConfig published;
+  GenerateConfig tiny_cfg;
+  TextToVideo::apply_tiny_defaults(tiny_cfg);
+  auto geometry = [](const GenerateConfig& g) {
+    return std::to_string(g.frames) + " x " + std::to_string(g.height) + " x " + std::to_string(g.width) + ", " +
+           std::to_string(g.steps) + " steps";
+  };
   ArgParser p("xattn generate-video --prompt TEXT [--model DIR|tiny] [--out video.mp4] [flags]",
               "Generate a video from text with HunyuanVideo: prompt encoding (LLaMA hidden states + CLIP pooled),\n"
               "flow-matching Euler denoising with the first steps dense and XAttention afterwards, VAE decode, MP4.\n"
-              "Settings: the defaults (the published 129 x 720 x 1280, 50 steps; 17 x 128 x 128, 8 steps for tiny),\n"
+              "Settings: the defaults (the published " + geometry(published) + "; " + geometry(tiny_cfg) +
+                  " for tiny),\n"
               "then --config FILE (e.g. an earlier run.yaml), then --policy FILE, then the flags, then --set.\n"
               "Beside the video it writes <name>.run.yaml (every setting, re-runnable with --config) and\n"
               "<name>.json (times per stage, density and attention time per step and layer). Ctrl-C stops\n"
@@ -105,17 +114,22 @@ int run_generate_video(const std::vector<std::string>& args) {
   p.flag("--prompt", "TEXT", "what the video shows (required)", &prompt);
   p.flag("--negative-prompt", "TEXT", "what it should not show; needs --true-cfg > 1 (two transformer passes per step)",
          &negative_prompt);
-  p.flag("--true-cfg", "S", "true classifier-free guidance scale (default 1: off)", &true_cfg);
+  p.flag("--true-cfg", "S", "true classifier-free guidance scale (default " + fixed(published.true_cfg_scale, 0) + ": off)",
+         &true_cfg);
   p.flag("--out", "FILE", "output MP4 (H.264; MPEG-4 when libx264 is missing)", &out);
   p.flag("--frames", "N", "frames, 4k + 1", &frames);
   p.flag("--height", "H", "height in pixels, a multiple of 16", &height);
   p.flag("--width", "W", "width in pixels, a multiple of 16", &width);
   p.flag("--steps", "N", "denoising steps", &steps);
   p.flag("--seed", "N", "seed of the initial noise", &seed);
-  p.flag("--guidance", "G", "embedded guidance scale (default 6)", &guidance);
-  p.flag("--shift", "S", "flow-matching shift (default 7)", &shift);
-  p.flag("--fps", "F", "frame rate of the MP4 (default 24)", &fps);
-  p.flag("--attention", "MODE", "dense or xattention (default xattention after the warm-up steps)", &attention);
+  p.flag("--guidance", "G", "embedded guidance scale (default " + fixed(published.guidance, 1) + ")", &guidance);
+  p.flag("--shift", "S", "flow-matching shift (default " + fixed(published.shift, 1) + ")", &shift);
+  p.flag("--fps", "F", "frame rate of the MP4 (default " + fixed(published.fps, 0) + ")", &fps);
+  p.flag("--attention", "MODE",
+         "dense or xattention (default " + published.attention.mode + " after " +
+             std::to_string(published.attention.warmup_steps) + " dense warm-up steps; " +
+             std::to_string(tiny_cfg.attention.warmup_steps) + " for tiny)",
+         &attention);
   p.flag("--policy", "FILE", "attention policy YAML (configs/policy/*.yaml): warm-up, tau, per-layer overrides",
          &policy_file);
   p.flag("--config", "FILE", "a whole generation config (YAML), e.g. an earlier run.yaml", &config_file);
