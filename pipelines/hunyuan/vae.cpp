@@ -186,7 +186,20 @@ at::Tensor VaeDecoder::Conv::operator()(const at::Tensor& x) const {
   if (k == 1) return at::conv3d(x, w, b);
   // Replicate padding: k/2 on both sides of W and H, k-1 frames in front (causal in time).
   const int64_t s = k / 2;
-  return at::conv3d(at::replication_pad3d(x, {s, s, s, s, k - 1, 0}), w, b);
+  const at::Tensor padded = at::replication_pad3d(x, {s, s, s, s, k - 1, 0});
+  const int64_t T = x.size(2);
+  // On the CPU, LibTorch's conv3d unfolds its whole input (C·k³ × T·H·W floats, hundreds of MB at
+  // video sizes) into fresh memory: page faults, not arithmetic, dominated. Output frames depend on
+  // k input frames only, so convolve windows of frames whose unfolded size stays near 16 MB.
+  const int64_t per_frame = x.size(1) * k * k * k * x.size(3) * x.size(4) * static_cast<int64_t>(x.element_size());
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(per_frame, 1));
+  if (!x.is_cpu() || chunk >= T) return at::conv3d(padded, w, b);
+  std::vector<at::Tensor> parts;
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const int64_t n = std::min(chunk, T - t0);
+    parts.push_back(at::conv3d(padded.narrow(2, t0, n + k - 1), w, b));
+  }
+  return at::cat(parts, 2);
 }
 
 at::Tensor VaeDecoder::resnet(const Resnet& r, const at::Tensor& x) const {
