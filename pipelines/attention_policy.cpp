@@ -107,13 +107,13 @@ at::Tensor PolicyAttention::operator()(const LayerId& layer, const at::Tensor& q
       o.workspace = &workspace_;
       const attention::BlockMask m = attention::estimate(q, k, spec.xattention, o);
       out = attention::block_sparse_attention(q, k, v, m, o).out;
-      st.density = m.density();
+      pending_.push_back({stats_.size(), m.kept.sum(), m.computable.sum()});  // queued before the workspace is reused
     } else {  // masks outlive the call, so they own their memory
       auto it = masks_.find(st.layer);
       if (it == masks_.end() || policy_.estimates_at(step_))
         it = masks_.insert_or_assign(st.layer, attention::estimate(q, k, spec.xattention, o)).first;
       out = attention::block_sparse_attention(q, k, v, it->second, o).out;
-      st.density = it->second.density();
+      pending_.push_back({stats_.size(), it->second.kept.sum(), it->second.computable.sum()});
     }
   }
   if (time_) device_synchronize(q.device());
@@ -122,10 +122,28 @@ at::Tensor PolicyAttention::operator()(const LayerId& layer, const at::Tensor& q
   return out;
 }
 
+const std::vector<LayerAttentionStat>& PolicyAttention::stats() const {
+  if (!pending_.empty()) {
+    std::vector<at::Tensor> kept, computable;
+    for (const Pending& p : pending_) {
+      kept.push_back(p.kept);
+      computable.push_back(p.computable);
+    }
+    // One read for all pending calls.
+    const at::Tensor both = at::stack({at::stack(kept), at::stack(computable)}).to(at::kCPU, at::kDouble);
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      const double c = both[1][static_cast<int64_t>(i)].item<double>();
+      stats_[pending_[i].stat].density = c > 0 ? both[0][static_cast<int64_t>(i)].item<double>() / c : 0.0;
+    }
+    pending_.clear();
+  }
+  return stats_;
+}
+
 double PolicyAttention::mean_sparse_density() const {
   double sum = 0;
   int n = 0;
-  for (const auto& s : stats_)
+  for (const auto& s : stats())
     if (!s.dense) {
       sum += s.density;
       ++n;
@@ -135,7 +153,7 @@ double PolicyAttention::mean_sparse_density() const {
 
 double PolicyAttention::attention_ms() const {
   double t = 0;
-  for (const auto& s : stats_) t += s.ms;
+  for (const auto& s : stats_) t += s.ms;  // times are known without a read-back
   return t;
 }
 

@@ -109,7 +109,9 @@ class PolicyAttention {
   // q: [B, Lq, H, D]; k, v: [B, Lk, Hkv, D].
   at::Tensor operator()(const LayerId& layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                         const attention::AttentionOptions& opts);
-  const std::vector<LayerAttentionStat>& stats() const { return stats_; }
+  // Densities are read back from the device here, once for all calls since the last read, not
+  // inside the calls (that would stall the GPU after every layer).
+  const std::vector<LayerAttentionStat>& stats() const;
   double mean_sparse_density() const;  // over sparse calls; 1 when none
   double attention_ms() const;         // sum over calls
 
@@ -120,7 +122,12 @@ class PolicyAttention {
   int step_ = 0;
   std::map<std::string, attention::BlockMask> masks_;  // reused masks by layer (mask_reuse > 1)
   attention::Workspace workspace_;
-  std::vector<LayerAttentionStat> stats_;
+  mutable std::vector<LayerAttentionStat> stats_;
+  struct Pending {
+    size_t stat;
+    at::Tensor kept, computable;  // device scalars (int64)
+  };
+  mutable std::vector<Pending> pending_;
 };
 
 }  // namespace xattn::pipelines
