@@ -254,9 +254,10 @@ cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream) {
   if (p.head_dim % kBK != 0 || p.kv_heads <= 0 || p.q_heads % p.kv_heads != 0) return cudaErrorInvalidValue;
   if (p.batch <= 0 || p.q_len <= 0 || p.k_len <= 0) return cudaErrorInvalidValue;
   if (p.causal && p.k_len < p.q_len) return cudaErrorInvalidValue;
-  // Hopper: wgmma kernel when a block holds >= 4 key groups (all but stride 32 with block 64).
+  // Hopper: wgmma kernel when a block holds >= 4 key groups (all but stride 32 with block 64) and
+  // the softmax scale is positive (the usual case; it folds the scale into the exponent).
   int dev = 0, major = 0;
-  if (p.impl != ScoreImpl::kMmaSync && p.block_size / p.stride >= 4 && cudaGetDevice(&dev) == cudaSuccess &&
+  if (p.impl != ScoreImpl::kMmaSync && p.block_size / p.stride >= 4 && p.scale > 0.f && cudaGetDevice(&dev) == cudaSuccess &&
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9)
     return antidiagonal_scores_sm90(p, stream);
   if (p.impl == ScoreImpl::kWgmma) return cudaErrorInvalidDeviceFunction;

@@ -12,6 +12,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -115,28 +116,52 @@ struct alignas(1024) Smem90 {
 // consumers are (ncu, v6: L2 37% busy and warps stalled on their data with the producer inside
 // consumer warp 0, two chunks ahead). The consumers synchronise among themselves with named
 // barrier 1 (256 threads).
+//
+// Split key ranges (sp.nsplit > 1): the CTA of row tile r and part s walks only key tiles
+// [s * sp.tiles, (s + 1) * sp.tiles) of its rows and leaves its rows' final max and sum in the
+// workspace for score_combine_sm90. Why: every CTA re-reads its Q rows (128 groups x S x D, 256 KB
+// at S 8, D 128) once per key tile, so the 132 CTAs running at once keep 33 MB of Q alive (67 MB at
+// S 16) and L2 does not hold it. ncu (H100, video-720p S 8, 1.4 GB of inputs): unsplit 45.9 GB read
+// from DRAM, L2 hit rate 57%, 43.0 ms; five parts 39.0 GB, 63%, 34.6 ms. The parts of a row tile are
+// neighbours in the grid, so they run together and share each Q chunk; the K tiles alive grow from
+// one to nsplit per head.
+struct SplitArgs {
+  int nsplit = 1;     // CTAs per row tile
+  int tiles = 1 << 30;  // key tiles per CTA
+  int row_tiles = 0;  // row tiles in the grid
+};
+
 template <typename T, bool kTma, bool kPair>
 __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps allocate like 12 (__maxnreg__(224) fails to launch)
     score_kernel_sm90(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
-                      const ScoreParams p) {
+                      const ScoreParams p, const SplitArgs sp) {
 #ifdef XATTN_SM90A
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   // The dynamic shared window is 1024-byte aligned in practice; align explicitly anyway.
   Smem90& sm = *reinterpret_cast<Smem90*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   ScoreTile tile_geo;
-  const bool has_rows = score_tile_setup<kBM>(p, tile_geo);
-  int own_tiles = 0, pair_tiles = 0;
+  // Grid x: row tile r and key-range part s as x = r * nsplit + s, or for pairs (r = 2 * pr + rank)
+  // x = (pr * nsplit + s) * 2 + rank, so that the two CTAs of a cluster hold neighbouring rows.
+  const int bx = static_cast<int>(blockIdx.x);
+  const int split = kPair ? (bx / 2) % sp.nsplit : bx % sp.nsplit;
+  const int row_idx = kPair ? (bx / 2 / sp.nsplit) * 2 + (bx & 1) : bx / sp.nsplit;
+  const bool has_rows = score_tile_setup<kBM>(p, tile_geo, row_idx, sp.row_tiles);
+  int own_tiles = 0, pair_tiles = 0, tile_begin = split * sp.tiles;
   uint32_t rank = 0;
   if constexpr (kPair) {
     rank = tma::cluster_ctarank();
     ScoreTile other;
-    const bool other_rows = score_tile_setup<kBM>(p, other, static_cast<int>(blockIdx.x) ^ 1);
+    const bool other_rows = score_tile_setup<kBM>(p, other, row_idx ^ 1, sp.row_tiles);
     if (!has_rows) tile_geo = other;  // loads only: coordinates of the peer's rows, never written
-    own_tiles = has_rows ? (tile_geo.j_end + kBN - 1) / kBN : 0;
-    pair_tiles = max(own_tiles, other_rows ? (other.j_end + kBN - 1) / kBN : 0);
+    auto part_tiles = [&](const ScoreTile& t) { return min(max((t.j_end + kBN - 1) / kBN - tile_begin, 0), sp.tiles); };
+    own_tiles = has_rows ? part_tiles(tile_geo) : 0;
+    pair_tiles = max(own_tiles, other_rows ? part_tiles(other) : 0);
+    if (pair_tiles == 0) return;  // neither CTA has keys in this part: both leave before any cluster barrier
   } else {
     if (!has_rows) return;
-    own_tiles = pair_tiles = (tile_geo.j_end + kBN - 1) / kBN;
+    const int row_tiles_total = (tile_geo.j_end + kBN - 1) / kBN;
+    if (tile_begin >= row_tiles_total) return;  // a causal row tile shorter than this split
+    own_tiles = pair_tiles = min(row_tiles_total - tile_begin, sp.tiles);
   }
   const int S = tile_geo.S, nq = tile_geo.nq, i0 = tile_geo.i0, h = tile_geo.h, b = tile_geo.b, hk = tile_geo.hk;
   const int off = tile_geo.off, gpb = tile_geo.gpb, kb_count = tile_geo.kb_count, j_end = tile_geo.j_end;
@@ -159,7 +184,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
       const int tile = it / chunks_per_tile, chunk = it % chunks_per_tile;
       const int e = chunk * kBK;
       const int t = e / p.head_dim, d0 = e % p.head_dim;
-      const int j0 = tile * kBN;
+      const int j0 = (tile_begin + tile) * kBN;
       const uint32_t qs = smem_u32(sm.q[st]), ks = smem_u32(sm.k[st]);
 #pragma unroll
       for (int v = 0; v < (kBM * kBK / 8) / kThreads; ++v) {
@@ -202,10 +227,11 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     tma::mbar_expect_tx(full, (kBM + kBN) * kBK * sizeof(T));  // all of K arrives, half from the peer
     tma::load_5d(smem_u32(sm.q[st]), &tm_q, d0, S - 1 - t, i0, h, b, full);
     if constexpr (kPair)
-      tma::load_5d_multicast(smem_u32(sm.k[st]) + rank * (kBN / 2) * 128, &tm_k, d0, t, tile * kBN + rank * (kBN / 2),
+      tma::load_5d_multicast(smem_u32(sm.k[st]) + rank * (kBN / 2) * 128, &tm_k, d0, t,
+                             (tile_begin + tile) * kBN + rank * (kBN / 2),
                              hk, b, full, 0x3);
     else
-      tma::load_5d(smem_u32(sm.k[st]), &tm_k, d0, t, tile * kBN, hk, b, full);
+      tma::load_5d(smem_u32(sm.k[st]), &tm_k, d0, t, (tile_begin + tile) * kBN, hk, b, full);
   };
   if constexpr (kTma) {
     if (producer) {
@@ -230,7 +256,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     }
   };
 
-  const float scale2 = p.scale / static_cast<float>(S) * kLog2e;
+  const float scale2 = p.scale / static_cast<float>(S) * kLog2e;  // > 0 (antidiagonal_scores_sm90)
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
   if (is_consumer)
     for (int x = threadIdx.x; x < kBM * (kBN / kMinGroupsPerBlock); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
@@ -251,7 +277,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     if (lane == 0)
       for (int n = 0; n < total; ++n) issue(n);
   } else
-  for (int tile = 0; tile < pair_tiles; ++tile) {
+  for (int tile = 0; tile < pair_tiles; ++tile) {  // local index; key tile tile_begin + tile
     if (kPair && tile >= n_tiles) {  // the peer's extra tile: take part in the loads only
       for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
         const int it = tile * chunks_per_tile + chunk;
@@ -292,20 +318,28 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     if constexpr (kTma) release((tile + 1) * chunks_per_tile - 1);
 
     // ---- epilogue of one 128 x 256 tile of logits ----
-    const int j0 = tile * kBN;
-    auto logit = [&](int row, int j, float x) -> float {
-      if (j >= j_end || row >= nq) return -INFINITY;
-      if (p.causal && j * S > row * S + off + S - 1) return -INFINITY;
-      return x * scale2;
-    };
+    // Only tiles that reach past the key length, the last row or the causal diagonal mask
+    // elements (warp-uniform test); the scale is folded into the exponent (max commutes with a
+    // positive scale) and 2^x is one MUFU.EX2 (ex2.approx.ftz: ~2 ulp, far below what selection
+    // can see). Each thread sums its columns of one block before the quad reduction, so a block of
+    // gpb >= 16 groups costs one set of shuffles instead of gpb / 8.
+    const int j0 = (tile_begin + tile) * kBN;
+    const bool interior = j0 + kBN <= j_end && i0 + kBM <= nq &&
+                          (!p.causal || (j0 + kBN - 1) * S <= i0 * S + off + S - 1);
+    if (!interior) {
+#pragma unroll
+      for (int n = 0; n < kBN / 8; ++n) {
+#pragma unroll
+        for (int z = 0; z < 4; ++z) {
+          const int j = j0 + n * 8 + 2 * c + (z & 1);
+          const int row = z < 2 ? row_a : row_b;
+          if (j >= j_end || row >= nq || (p.causal && j * S > row * S + off + S - 1)) acc[4 * n + z] = -INFINITY;
+        }
+      }
+    }
     float tmax_a = -INFINITY, tmax_b = -INFINITY;
 #pragma unroll
     for (int n = 0; n < kBN / 8; ++n) {
-      const int j = j0 + n * 8 + 2 * c;
-      acc[4 * n + 0] = logit(row_a, j, acc[4 * n + 0]);
-      acc[4 * n + 1] = logit(row_a, j + 1, acc[4 * n + 1]);
-      acc[4 * n + 2] = logit(row_b, j, acc[4 * n + 2]);
-      acc[4 * n + 3] = logit(row_b, j + 1, acc[4 * n + 3]);
       tmax_a = fmaxf(tmax_a, fmaxf(acc[4 * n], acc[4 * n + 1]));
       tmax_b = fmaxf(tmax_b, fmaxf(acc[4 * n + 2], acc[4 * n + 3]));
     }
@@ -314,25 +348,39 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
       tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, o));
       tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, o));
     }
-    const float nm_a = fmaxf(m_a, tmax_a), nm_b = fmaxf(m_b, tmax_b);
-    l_a = (nm_a == -INFINITY) ? 0.f : l_a * exp2f(m_a - nm_a);
-    l_b = (nm_b == -INFINITY) ? 0.f : l_b * exp2f(m_b - nm_b);
+    const float nm_a = fmaxf(m_a, tmax_a * scale2), nm_b = fmaxf(m_b, tmax_b * scale2);
+    l_a = (nm_a == -INFINITY) ? 0.f : l_a * fast_exp2(m_a - nm_a);
+    l_b = (nm_b == -INFINITY) ? 0.f : l_b * fast_exp2(m_b - nm_b);
+    const float sub_a = (nm_a == -INFINITY) ? 0.f : nm_a, sub_b = (nm_b == -INFINITY) ? 0.f : nm_b;
+    if (gpb >= 8) {
+      const int per = gpb / 8;  // n8 chunks per block: 1, 2 or 4 (gpb 8, 16, 32)
+      float pa = 0.f, pb = 0.f;
 #pragma unroll
-    for (int n = 0; n < kBN / 8; ++n) {
-      float pa = (nm_a == -INFINITY) ? 0.f : exp2f(acc[4 * n] - nm_a) + exp2f(acc[4 * n + 1] - nm_a);
-      float pb = (nm_b == -INFINITY) ? 0.f : exp2f(acc[4 * n + 2] - nm_b) + exp2f(acc[4 * n + 3] - nm_b);
-      l_a += pa;
-      l_b += pb;
-      if (gpb >= 8) {
-        pa += __shfl_xor_sync(0xffffffffu, pa, 1);
-        pa += __shfl_xor_sync(0xffffffffu, pa, 2);
-        pb += __shfl_xor_sync(0xffffffffu, pb, 1);
-        pb += __shfl_xor_sync(0xffffffffu, pb, 2);
-        if (c == 0) {
-          sm.acc[ra][(n * 8) / gpb] += pa;
-          sm.acc[rb][(n * 8) / gpb] += pb;
+      for (int n = 0; n < kBN / 8; ++n) {
+        pa += fast_exp2(fmaf(acc[4 * n], scale2, -sub_a)) + fast_exp2(fmaf(acc[4 * n + 1], scale2, -sub_a));
+        pb += fast_exp2(fmaf(acc[4 * n + 2], scale2, -sub_b)) + fast_exp2(fmaf(acc[4 * n + 3], scale2, -sub_b));
+        if ((n + 1) % per == 0) {
+          l_a += pa;
+          l_b += pb;
+          pa += __shfl_xor_sync(0xffffffffu, pa, 1);
+          pa += __shfl_xor_sync(0xffffffffu, pa, 2);
+          pb += __shfl_xor_sync(0xffffffffu, pb, 1);
+          pb += __shfl_xor_sync(0xffffffffu, pb, 2);
+          if (c == 0) {
+            sm.acc[ra][(n * 8) / gpb] += pa;
+            sm.acc[rb][(n * 8) / gpb] += pb;
+          }
+          pa = pb = 0.f;
         }
-      } else {
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < kBN / 8; ++n) {
+        const float pa = fast_exp2(fmaf(acc[4 * n], scale2, -sub_a)) + fast_exp2(fmaf(acc[4 * n + 1], scale2, -sub_a));
+        const float pb =
+            fast_exp2(fmaf(acc[4 * n + 2], scale2, -sub_b)) + fast_exp2(fmaf(acc[4 * n + 3], scale2, -sub_b));
+        l_a += pa;
+        l_b += pb;
         if (pa != 0.f) atomicAdd(&sm.acc[ra][(n * 8 + 2 * c) / gpb], pa);
         if (pb != 0.f) atomicAdd(&sm.acc[rb][(n * 8 + 2 * c) / gpb], pb);
       }
@@ -349,8 +397,9 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     }
     if (c == 0) {
       // Running max after this tile, in the slot of its first 64-group sub-tile.
-      if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + kb_count + (kBN / 64) * tile] = m_a;
-      if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + kb_count + (kBN / 64) * tile] = m_b;
+      const int slot = kb_count + (kBN / 64) * (tile_begin + tile);
+      if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + slot] = m_a;
+      if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + slot] = m_b;
     }
     // The flushed block sums are zero again before any warp adds the next tile's: on the TMA path
     // nothing else orders them, and with few chunks per tile (S*D/64 <= 4) a fast warp can reach the
@@ -364,6 +413,17 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     l_a += __shfl_xor_sync(0xffffffffu, l_a, o);
     l_b += __shfl_xor_sync(0xffffffffu, l_b, o);
   }
+  if (sp.nsplit > 1) {  // this part's max and sum beside its first tile's slot; score_combine_sm90 finishes
+    if (is_consumer && c == 0 && has_rows && n_tiles > 0) {
+      const int slot = kb_count + (kBN / 64) * tile_begin;
+      if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + slot + 1] = m_a;
+      if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + slot + 2] = l_a;
+      if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + slot + 1] = m_b;
+      if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + slot + 2] = l_b;
+    }
+    if constexpr (kPair) tma::cluster_sync();  // the peer may still multicast into or arrive on this CTA
+    return;
+  }
   if (is_consumer && c == 0) {
     sm.row_max[ra] = m_a;
     sm.row_sum[ra] = l_a;
@@ -376,12 +436,62 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
 #endif
 }
 
+// After a split launch: each row's max and sum from its parts, then the block scores as in the
+// unsplit kernel's own finish. One CTA per row tile, as in the scoring grid.
+__global__ void __launch_bounds__(256) score_combine_sm90(const ScoreParams p, const SplitArgs sp) {
+  __shared__ float row_max[kBM], row_sum[kBM];
+  ScoreTile t;
+  if (!score_tile_setup<kBM>(p, t)) return;
+  const int n_tiles = (t.j_end + kBN - 1) / kBN;
+  const int parts = (n_tiles + sp.tiles - 1) / sp.tiles;
+  for (int r = threadIdx.x; r < kBM; r += blockDim.x) {
+    float m = -INFINITY, l = 0.f;
+    if (t.i0 + r < t.nq) {
+      const float* w = t.ws + static_cast<int64_t>(t.i0 + r) * t.ws_row + t.kb_count;
+      for (int s = 0; s < parts; ++s) m = fmaxf(m, w[(kBN / 64) * s * sp.tiles + 1]);
+      if (m != -INFINITY)
+        for (int s = 0; s < parts; ++s) {
+          const float ls = w[(kBN / 64) * s * sp.tiles + 2];
+          if (ls > 0.f) l += ls * exp2f(w[(kBN / 64) * s * sp.tiles + 1] - m);
+        }
+    }
+    row_max[r] = m;
+    row_sum[r] = l;
+  }
+  __syncthreads();
+  score_finalize<kBM, kBN>(p, t, n_tiles, row_max, row_sum);
+}
+
+// How many CTAs share a row tile: enough that the distinct Q tiles alive at once (one wave of the
+// grid) stay within ~8 MB of L2. XATTN_SCORING_SPLIT=n overrides (1 = no split).
+SplitArgs choose_split(const ScoreParams& p, int row_tiles) {
+  SplitArgs sp;
+  sp.row_tiles = row_tiles;
+  const int nk = (p.k_len + p.stride - 1) / p.stride;
+  const int max_tiles = (nk + kBN - 1) / kBN;
+  int want = 1;
+  if (const char* env = std::getenv("XATTN_SCORING_SPLIT"); env && *env) {
+    want = std::atoi(env);
+  } else {
+    int dev = 0, sms = 132;
+    if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    const double q_tile_bytes = static_cast<double>(kBM) * p.stride * p.head_dim * 2;
+    want = static_cast<int>(std::ceil(sms * q_tile_bytes / (8.0 * 1024 * 1024)));
+  }
+  want = std::max(1, std::min(want, max_tiles));
+  if (want == 1) return sp;
+  sp.tiles = (max_tiles + want - 1) / want;
+  sp.nsplit = (max_tiles + sp.tiles - 1) / sp.tiles;
+  return sp;
+}
+
 template <typename T, bool kTma, bool kPair>
 cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const ScoreParams& p, cudaStream_t stream) {
   const int nq = (p.q_len + p.stride - 1) / p.stride;
   int tiles = (nq + kBM - 1) / kBM;
   if (kPair) tiles += tiles % 2;  // whole pairs
-  const dim3 grid(tiles, p.q_heads, p.batch);
+  const SplitArgs sp = choose_split(p, tiles);
+  const dim3 grid(tiles * sp.nsplit, p.q_heads, p.batch);
   const size_t smem = sizeof(Smem90) + 1024;
   auto* kernel = score_kernel_sm90<T, kTma, kPair>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
@@ -399,10 +509,14 @@ cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const Sc
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    e = cudaLaunchKernelEx(&cfg, kernel, mq, mk, p);
+    e = cudaLaunchKernelEx(&cfg, kernel, mq, mk, p, sp);
     if (e != cudaSuccess) return e;
   } else {
-    kernel<<<grid, kTma ? kTmaThreads : kThreads, smem, stream>>>(mq, mk, p);
+    kernel<<<grid, kTma ? kTmaThreads : kThreads, smem, stream>>>(mq, mk, p, sp);
+  }
+  if (sp.nsplit > 1) {
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    score_combine_sm90<<<dim3(tiles, p.q_heads, p.batch), 256, 0, stream>>>(p, sp);
   }
   return cudaGetLastError();
 }
@@ -436,9 +550,10 @@ cudaError_t launch_sm90(const ScoreParams& p, cudaStream_t stream) {
 
 }  // namespace
 
-// Needs 4 or more groups per block (checked by the caller).
+// Needs 4 or more groups per block and a positive scale (the epilogue takes each row's maximum
+// before scaling); the caller sends other calls to the mma.sync kernel.
 cudaError_t antidiagonal_scores_sm90(const ScoreParams& p, cudaStream_t stream) {
-  if (p.block_size / p.stride < kMinGroupsPerBlock) return cudaErrorInvalidValue;
+  if (p.block_size / p.stride < kMinGroupsPerBlock || !(p.scale > 0.f)) return cudaErrorInvalidValue;
   return p.dtype == DType::kBF16 ? launch_sm90<__nv_bfloat16>(p, stream) : launch_sm90<__half>(p, stream);
 }
 

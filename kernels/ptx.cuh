@@ -8,6 +8,13 @@
 
 namespace xattn::kernels::ptx {
 
+// 2^x with flush-to-zero (one MUFU.EX2; exp2f without fast-math adds denormal handling).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }

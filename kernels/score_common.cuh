@@ -9,11 +9,13 @@
 namespace xattn::kernels {
 
 // Workspace floats per (batch, head, query group): Kb block sums, then one running-max slot
-// per 64 key groups (kernels with wider tiles use every (width/64)-th slot).
+// per 64 key groups (kernels with wider tiles use every (width/64)-th slot; the sm90 kernel, when
+// it splits a row's key range over several CTAs, keeps each part's final max and sum in the two
+// slots after its first tile's, hence the two spare slots at the end).
 __host__ __device__ inline int64_t score_ws_row_floats(int k_len, int stride, int block_size) {
   const int nk = (k_len + stride - 1) / stride;
   const int kb = (k_len + block_size - 1) / block_size;
-  return kb + (nk + 63) / 64 + 1;
+  return kb + (nk + 63) / 64 + 3;
 }
 
 // What one CTA (kBM query groups of one head) needs to know about its rows.
@@ -24,14 +26,16 @@ struct ScoreTile {
   float* ws = nullptr;  // this (batch, head)'s workspace
 };
 
-// Returns false when the CTA has no rows. Causal rows grow longer with i, so the last (longest)
+// Returns false when the CTA has no rows. bx is the row tile (blockIdx.x unless given) out of
+// n_row_tiles (gridDim.x unless given). Causal rows grow longer with i, so the last (longest)
 // row tiles are launched first and the short ones fill the tail of the grid.
 template <int kBM>
-__device__ inline bool score_tile_setup(const ScoreParams& p, ScoreTile& t, int bx = -1) {
+__device__ inline bool score_tile_setup(const ScoreParams& p, ScoreTile& t, int bx = -1, int n_row_tiles = -1) {
   if (bx < 0) bx = static_cast<int>(blockIdx.x);
+  if (n_row_tiles < 0) n_row_tiles = static_cast<int>(gridDim.x);
   t.S = p.stride;
   t.nq = (p.q_len + t.S - 1) / t.S;
-  t.i0 = (p.causal ? static_cast<int>(gridDim.x) - 1 - bx : bx) * kBM;
+  t.i0 = (p.causal ? n_row_tiles - 1 - bx : bx) * kBM;
   if (t.i0 >= t.nq) return false;
   t.h = blockIdx.y;
   t.b = blockIdx.z;

@@ -64,13 +64,6 @@ __device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t s
          (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32) | (static_cast<uint64_t>(1) << 62);
 }
 
-// 2^x with flush-to-zero (one MUFU.EX2; exp2f without fast-math adds denormal handling).
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
 template <typename T>
 __device__ __forceinline__ void mma_s(float (&s)[64], uint64_t a, uint64_t b, int acc);
 template <>

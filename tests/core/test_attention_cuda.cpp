@@ -75,23 +75,58 @@ TEST(XAttentionCuda, ScoresMatchTheReference) {
 
 // The experimental paired-CTA scoring kernel (XATTN_SCORING_PAIR=1: K multicast over a cluster of
 // two row tiles) gives bit-identical scores: an odd number of row tiles (one padding CTA), causal
-// pairs of different lengths, GQA.
+// pairs of different lengths, GQA, with and without key ranges split over CTAs.
 TEST(XAttentionCuda, PairedScoringKernelGivesTheSameScores) {
   REQUIRE_CUDA_KERNELS();
   at::manual_seed(37);
   for (const bool causal : {false, true}) {
     at::Tensor q = at::randn({1, 2 * 128 * 8 + 8 * 40, 4, 128}).to(at::kBFloat16).cuda();  // 3 row tiles
-    at::Tensor k = at::randn({1, 2 * 128 * 8 + 8 * 80, 2, 128}).to(at::kBFloat16).cuda();
+    at::Tensor k = at::randn({1, 5 * 256 * 8 + 8 * 80, 2, 128}).to(at::kBFloat16).cuda();
     AttentionOptions o;
     o.causal = causal;
     o.backend = Backend::kCuda;
-    ::unsetenv("XATTN_SCORING_PAIR");
-    const at::Tensor single = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
-    ::setenv("XATTN_SCORING_PAIR", "1", 1);
-    const at::Tensor paired = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
-    ::unsetenv("XATTN_SCORING_PAIR");
-    EXPECT_TRUE(at::equal(single, paired)) << "causal " << causal << " max diff "
-                                           << (single - paired).abs().max().item<float>();
+    for (const char* parts : {"1", "3"}) {  // whole rows, and key ranges split in three (pairs split alike)
+      ::setenv("XATTN_SCORING_SPLIT", parts, 1);
+      ::unsetenv("XATTN_SCORING_PAIR");
+      const at::Tensor single = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
+      ::setenv("XATTN_SCORING_PAIR", "1", 1);
+      const at::Tensor paired = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
+      ::unsetenv("XATTN_SCORING_PAIR");
+      EXPECT_TRUE(at::equal(single, paired)) << "causal " << causal << " parts " << parts << " max diff "
+                                             << (single - paired).abs().max().item<float>();
+    }
+    ::unsetenv("XATTN_SCORING_SPLIT");
+  }
+}
+
+// Splitting each row tile's key range over several CTAs (XATTN_SCORING_SPLIT=n; chosen
+// automatically for long inputs) gives the unsplit scores up to float rounding: causal rows
+// shorter than some parts, GQA, per-batch key lengths, both load paths (lengths that are and are
+// not multiples of the stride), parts of one and of two key tiles.
+TEST(XAttentionCuda, SplitScoringKernelMatchesTheUnsplitOne) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(41);
+  for (const int tail : {0, 3}) {
+    for (const bool causal : {false, true}) {
+      const int64_t B = causal ? 1 : 2;
+      at::Tensor q = at::randn({B, 2 * 128 * 8 + 8 * 17 + tail, 4, 128}).to(at::kBFloat16).cuda();
+      at::Tensor k = at::randn({B, 5 * 256 * 8 + 8 * 40 + tail, 2, 128}).to(at::kBFloat16).cuda();  // 6 key tiles
+      AttentionOptions o;
+      o.causal = causal;
+      o.backend = Backend::kCuda;
+      if (!causal) o.key_lengths = at::tensor(std::vector<int64_t>{k.size(1), 3001});
+      ::setenv("XATTN_SCORING_SPLIT", "1", 1);
+      const at::Tensor whole = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
+      for (const char* parts : {"2", "6"}) {
+        ::setenv("XATTN_SCORING_SPLIT", parts, 1);
+        const at::Tensor split = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
+        EXPECT_TRUE(at::allclose(split, whole, 1e-5, 1e-7))
+            << "tail " << tail << " causal " << causal << " parts " << parts << " max diff "
+            << (split - whole).abs().max().item<float>();
+      }
+      ::unsetenv("XATTN_SCORING_SPLIT");
+      EXPECT_GT(whole.sum().item<float>(), 0.f);
+    }
   }
 }
 
