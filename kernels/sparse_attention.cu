@@ -24,17 +24,6 @@ constexpr int kKeys = 64;      // keys per tile
 constexpr int kThreads = 256;  // 8 warps x 16 rows
 constexpr float kLog2e = 1.4426950408889634f;
 
-template <typename T>
-__device__ __forceinline__ T from_float(float x);
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16(x);
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float x) {
-  return __float2half(x);
-}
-
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const AttentionParams p) {
   constexpr int kLd = D + 8;  // padded smem rows: ldmatrix rows fall in distinct banks

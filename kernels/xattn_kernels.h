@@ -86,4 +86,20 @@ struct AttentionParams {
 };
 cudaError_t block_sparse_attention(const AttentionParams& p, cudaStream_t stream);
 
+// out = RMSNorm(x) * weight over the last dimension (64 or 128), then, if cos is given, rotary
+// embedding of pairs (2i, 2i + 1): x and out are contiguous [rows, head_dim] = [B, L, H, D];
+// cos/sin fp32 [seq_len, head_dim], row r at position (r / heads) % seq_len.
+struct RmsNormRopeParams {
+  const void* x = nullptr;
+  void* out = nullptr;
+  const void* weight = nullptr;  // [head_dim], dtype of x
+  const float* cos = nullptr;
+  const float* sin = nullptr;
+  int64_t rows = 0;
+  int head_dim = 128, heads = 1, seq_len = 1;
+  float eps = 1e-6f;
+  DType dtype = DType::kBF16;
+};
+cudaError_t rms_norm_rope(const RmsNormRopeParams& p, cudaStream_t stream);
+
 }  // namespace xattn::kernels

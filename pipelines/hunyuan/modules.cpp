@@ -25,10 +25,4 @@ at::Tensor timestep_sinusoid(const at::Tensor& t, int64_t dim) {
 
 at::Tensor layer_norm(const at::Tensor& x, double eps) { return at::layer_norm(x, {x.size(-1)}, {}, {}, eps); }
 
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  at::Tensor f = x.to(at::kFloat);
-  f = f * at::rsqrt(f.pow(2).mean(-1, true) + eps);
-  return f.to(weight.scalar_type()) * weight;
-}
-
 }  // namespace xattn::hunyuan

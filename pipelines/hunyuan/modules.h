@@ -28,8 +28,7 @@ at::Tensor timestep_sinusoid(const at::Tensor& t, int64_t dim = 256);
 // LayerNorm without affine parameters (eps 1e-6), in the input dtype.
 at::Tensor layer_norm(const at::Tensor& x, double eps = 1e-6);
 
-// RMSNorm over the last dimension in fp32, cast to the weight's dtype, times the weight.
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps = 1e-6);
+// QK RMSNorm with rotary embedding: core/ops/fused.h (ops::rms_norm_rope).
 
 // x * (1 + scale) + shift with [B, C] modulation over [B, L, C].
 inline at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {

@@ -6,6 +6,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/ops/fused.h"
 #include "pipelines/text/hf_model_util.h"
 
 namespace xattn::hunyuan {
@@ -237,14 +238,7 @@ Transformer Transformer::random(const TransformerConfig& config, const ModelOpti
 
 namespace {
 
-// x: [B, L, H, D]; cos/sin [L, D] fp32; pairs (2i, 2i+1) rotate together.
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const auto sizes = x.sizes().vec();
-  const at::Tensor pairs = x.reshape({sizes[0], sizes[1], sizes[2], sizes[3] / 2, 2});
-  const at::Tensor rotated = at::stack({pairs.select(-1, 1).neg(), pairs.select(-1, 0)}, -1).reshape(sizes);
-  const at::Tensor c = cos.view({1, sizes[1], 1, sizes[3]}), s = sin.view({1, sizes[1], 1, sizes[3]});
-  return (x.to(at::kFloat) * c + rotated.to(at::kFloat) * s).to(x.scalar_type());
-}
+constexpr double kEps = 1e-6;  // the QK RMSNorm epsilon of HunyuanVideo
 
 at::Tensor mlp_gelu(const Linear& in, const Linear& out, const at::Tensor& x) {
   return out(at::gelu(in(x), "tanh"));
@@ -345,10 +339,10 @@ at::Tensor Transformer::forward(const TransformerInputs& in, const AttentionFn& 
     const std::vector<at::Tensor> mc = b.norm1_ctx(temb_act).chunk(6, 1);
     const at::Tensor xn = modulate(layer_norm(x), m[0], m[1]);
     const at::Tensor cn = modulate(layer_norm(c), mc[0], mc[1]);
-    const at::Tensor q = at::cat({apply_rope(rms_norm(b.q(xn).view({B, N, Hh, Dh}), b.norm_q), cs.first, cs.second),
-                                  rms_norm(b.add_q(cn).view({B, Lt, Hh, Dh}), b.norm_added_q)}, 1);
-    const at::Tensor k = at::cat({apply_rope(rms_norm(b.k(xn).view({B, N, Hh, Dh}), b.norm_k), cs.first, cs.second),
-                                  rms_norm(b.add_k(cn).view({B, Lt, Hh, Dh}), b.norm_added_k)}, 1);
+    const at::Tensor q = at::cat({ops::rms_norm_rope(b.q(xn).view({B, N, Hh, Dh}), b.norm_q, kEps, cs.first, cs.second),
+                                  ops::rms_norm_rope(b.add_q(cn).view({B, Lt, Hh, Dh}), b.norm_added_q, kEps)}, 1);
+    const at::Tensor k = at::cat({ops::rms_norm_rope(b.k(xn).view({B, N, Hh, Dh}), b.norm_k, kEps, cs.first, cs.second),
+                                  ops::rms_norm_rope(b.add_k(cn).view({B, Lt, Hh, Dh}), b.norm_added_k, kEps)}, 1);
     const at::Tensor v = at::cat({b.v(xn).view({B, N, Hh, Dh}), b.add_v(cn).view({B, Lt, Hh, Dh})}, 1);
     const at::Tensor a = run(LayerId{LayerId::Stream::kDual, static_cast<int>(i)}, q, k, v, opts).reshape({B, L, D});
     x = x + b.out(a.narrow(1, 0, N)) * m[2].unsqueeze(1);
@@ -362,8 +356,8 @@ at::Tensor Transformer::forward(const TransformerInputs& in, const AttentionFn& 
     const std::vector<at::Tensor> m = b.norm(temb_act).chunk(3, 1);  // shift, scale, gate
     const at::Tensor hn = modulate(layer_norm(h), m[0], m[1]);
     const at::Tensor mlp = at::gelu(b.proj_mlp(hn), "tanh");
-    const at::Tensor q = apply_rope(rms_norm(b.q(hn).view({B, L, Hh, Dh}), b.norm_q), cos_all, sin_all);
-    const at::Tensor k = apply_rope(rms_norm(b.k(hn).view({B, L, Hh, Dh}), b.norm_k), cos_all, sin_all);
+    const at::Tensor q = ops::rms_norm_rope(b.q(hn).view({B, L, Hh, Dh}), b.norm_q, kEps, cos_all, sin_all);
+    const at::Tensor k = ops::rms_norm_rope(b.k(hn).view({B, L, Hh, Dh}), b.norm_k, kEps, cos_all, sin_all);
     const at::Tensor a =
         run(LayerId{LayerId::Stream::kSingle, static_cast<int>(i)}, q, k, b.v(hn).view({B, L, Hh, Dh}), opts)
             .reshape({B, L, D});
