@@ -114,8 +114,8 @@ struct alignas(1024) Smem90 {
 // On the TMA path a ninth warp only produces: it issues every chunk's loads as soon as the
 // consumers have released the stage, so up to kStages chunks are in flight regardless of where the
 // consumers are (ncu, v6: L2 37% busy and warps stalled on their data with the producer inside
-// consumer warp 0, two chunks ahead). The consumers synchronise among themselves with named
-// barrier 1 (256 threads).
+// consumer warp 0, two chunks ahead). Each consumer warpgroup synchronises only with itself
+// (named barriers 2 and 3) in the epilogue.
 //
 // Split key ranges (sp.nsplit > 1): the CTA of row tile r and part s walks only key tiles
 // [s * sp.tiles, (s + 1) * sp.tiles) of its rows and leaves its rows' final max and sum in the
@@ -210,8 +210,8 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
 
   const bool producer = threadIdx.x == 0;     // initialises the barriers
   const bool is_consumer = threadIdx.x < kThreads;
-  auto consumer_sync = [] {
-    if constexpr (kTma) asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory");
+  auto wg_sync = [&] {  // this consumer warpgroup (TMA path: named barriers 2 and 3)
+    if constexpr (kTma) asm volatile("bar.sync %0, 128;\n" ::"r"(2 + wg) : "memory");
     else __syncthreads();
   };
   // TMA: chunk n of the stream into stage n % kStages once its previous use (chunk n - kStages)
@@ -276,6 +276,10 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
   if (kTma && !is_consumer) {  // the producer warp
     if (lane == 0)
       for (int n = 0; n < total; ++n) issue(n);
+    // Lanes 1-31 wait for lane 0 here: a warp that reaches the final __syncthreads in two parts
+    // is counted twice and can release the barrier before a consumer warp arrives (racecheck,
+    // paired kernel, row_max/row_sum vs the finalisation, 2026-11-27).
+    __syncwarp();
   } else
   for (int tile = 0; tile < pair_tiles; ++tile) {  // local index; key tile tile_begin + tile
     if (kPair && tile >= n_tiles) {  // the peer's extra tile: take part in the loads only
@@ -387,10 +391,12 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     }
     m_a = nm_a;
     m_b = nm_b;
-    consumer_sync();
-    const int nkb = kBN / gpb;
-    for (int x = threadIdx.x; x < kBM * nkb; x += kThreads) {
-      const int r = x / nkb, kbl = x % nkb;
+    // Each warpgroup flushes its own 64 rows behind its own barrier, so on the TMA path one
+    // warpgroup's epilogue can overlap the other's wgmmas (they meet only at the stage barriers).
+    wg_sync();
+    const int nkb = kBN / gpb, nkb_log2 = __ffs(nkb) - 1;  // a power of two
+    for (int x = threadIdx.x % 128; x < 64 * nkb; x += 128) {
+      const int r = wg * 64 + (x >> nkb_log2), kbl = x & (nkb - 1);
       const int J = j0 / gpb + kbl;
       if (i0 + r < nq && J < kb_count) ws[static_cast<int64_t>(i0 + r) * ws_row + J] = sm.acc[r][kbl];
       sm.acc[r][kbl] = 0.f;
@@ -404,7 +410,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     // The flushed block sums are zero again before any warp adds the next tile's: on the TMA path
     // nothing else orders them, and with few chunks per tile (S*D/64 <= 4) a fast warp can reach the
     // next epilogue while another still flushes (racecheck found it, 2026-11-27).
-    consumer_sync();
+    wg_sync();
   }
   cp_async_wait<0>();
 
