@@ -103,19 +103,13 @@ struct alignas(1024) Smem90 {
 // must read zeros past the end, which a [groups, S] map cannot express). Otherwise all threads
 // gather with cp.async behind a CTA barrier per chunk.
 //
-// kPair (TMA only): CTAs run in clusters of two over neighbouring row tiles of one head, and each
-// loads half of every K box and multicasts it to both, so the pair pulls K from L2 once (per chunk
-// 16 KB of Q + 16 KB of K per CTA instead of 16 + 32). Both walk the key tiles of the longer row
-// tile (causal pairs differ by one tile at most); a CTA skips the wgmmas and epilogue of tiles past
-// its own, and one without rows (the grid is padded to pairs) only takes part in the loads. A
-// stage is refilled only when the consumers of both CTAs have released it (each warp arrives on
-// both CTAs' empty barriers), and the CTAs leave together (cluster barrier), since the peer may
-// still write into this one's shared memory.
 // On the TMA path a ninth warp only produces: it issues every chunk's loads as soon as the
 // consumers have released the stage, so up to kStages chunks are in flight regardless of where the
 // consumers are (ncu, v6: L2 37% busy and warps stalled on their data with the producer inside
 // consumer warp 0, two chunks ahead). Each consumer warpgroup synchronises only with itself
-// (named barriers 2 and 3) in the epilogue.
+// (named barriers 2 and 3) in the epilogue, the two with each other (barrier 1) before the
+// finalisation; the producer warp leaves once its loads are issued. (A two-CTA cluster variant
+// with K multicast, v7, was 1.4x slower and was removed in session 4.)
 //
 // Split key ranges (sp.nsplit > 1): the CTA of row tile r and part s walks only key tiles
 // [s * sp.tiles, (s + 1) * sp.tiles) of its rows and leaves its rows' final max and sum in the
@@ -131,7 +125,7 @@ struct SplitArgs {
   int row_tiles = 0;  // row tiles in the grid
 };
 
-template <typename T, bool kTma, bool kPair>
+template <typename T, bool kTma>
 __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps allocate like 12 (__maxnreg__(224) fails to launch)
     score_kernel_sm90(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                       const ScoreParams p, const SplitArgs sp) {
@@ -140,29 +134,14 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
   // The dynamic shared window is 1024-byte aligned in practice; align explicitly anyway.
   Smem90& sm = *reinterpret_cast<Smem90*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   ScoreTile tile_geo;
-  // Grid x: row tile r and key-range part s as x = r * nsplit + s, or for pairs (r = 2 * pr + rank)
-  // x = (pr * nsplit + s) * 2 + rank, so that the two CTAs of a cluster hold neighbouring rows.
+  // Grid x: row tile r and key-range part s as x = r * nsplit + s.
   const int bx = static_cast<int>(blockIdx.x);
-  const int split = kPair ? (bx / 2) % sp.nsplit : bx % sp.nsplit;
-  const int row_idx = kPair ? (bx / 2 / sp.nsplit) * 2 + (bx & 1) : bx / sp.nsplit;
-  const bool has_rows = score_tile_setup<kBM>(p, tile_geo, row_idx, sp.row_tiles);
-  int own_tiles = 0, pair_tiles = 0, tile_begin = split * sp.tiles;
-  uint32_t rank = 0;
-  if constexpr (kPair) {
-    rank = tma::cluster_ctarank();
-    ScoreTile other;
-    const bool other_rows = score_tile_setup<kBM>(p, other, row_idx ^ 1, sp.row_tiles);
-    if (!has_rows) tile_geo = other;  // loads only: coordinates of the peer's rows, never written
-    auto part_tiles = [&](const ScoreTile& t) { return min(max((t.j_end + kBN - 1) / kBN - tile_begin, 0), sp.tiles); };
-    own_tiles = has_rows ? part_tiles(tile_geo) : 0;
-    pair_tiles = max(own_tiles, other_rows ? part_tiles(other) : 0);
-    if (pair_tiles == 0) return;  // neither CTA has keys in this part: both leave before any cluster barrier
-  } else {
-    if (!has_rows) return;
-    const int row_tiles_total = (tile_geo.j_end + kBN - 1) / kBN;
-    if (tile_begin >= row_tiles_total) return;  // a causal row tile shorter than this split
-    own_tiles = pair_tiles = min(row_tiles_total - tile_begin, sp.tiles);
-  }
+  const int split = bx % sp.nsplit;
+  if (!score_tile_setup<kBM>(p, tile_geo, bx / sp.nsplit, sp.row_tiles)) return;
+  const int tile_begin = split * sp.tiles;
+  const int row_tiles_total = (tile_geo.j_end + kBN - 1) / kBN;
+  if (tile_begin >= row_tiles_total) return;  // a causal row tile shorter than this split
+  const int n_tiles = min(row_tiles_total - tile_begin, sp.tiles);
   const int S = tile_geo.S, nq = tile_geo.nq, i0 = tile_geo.i0, h = tile_geo.h, b = tile_geo.b, hk = tile_geo.hk;
   const int off = tile_geo.off, gpb = tile_geo.gpb, kb_count = tile_geo.kb_count, j_end = tile_geo.j_end;
   const int64_t ws_row = tile_geo.ws_row;
@@ -176,8 +155,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
   const T* qbase = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
   const T* kbase = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
   const int chunks_per_tile = S * p.head_dim / kBK;
-  const int n_tiles = own_tiles;
-  const int total = pair_tiles * chunks_per_tile;
+  const int total = n_tiles * chunks_per_tile;
 
   auto load = [&](int it, int st) {
     if (it < total) {
@@ -214,6 +192,10 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     if constexpr (kTma) asm volatile("bar.sync %0, 128;\n" ::"r"(2 + wg) : "memory");
     else __syncthreads();
   };
+  auto consumers_sync = [] {  // both consumer warpgroups (TMA path: the producer warp has left)
+    if constexpr (kTma) asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory");
+    else __syncthreads();
+  };
   // TMA: chunk n of the stream into stage n % kStages once its previous use (chunk n - kStages)
   // has been released by every warp.
   auto issue = [&](int n) {
@@ -224,36 +206,23 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     const int e = chunk * kBK;
     const int t = e / p.head_dim, d0 = e % p.head_dim;
     const uint32_t full = smem_u32(&sm.full[st]);
-    tma::mbar_expect_tx(full, (kBM + kBN) * kBK * sizeof(T));  // all of K arrives, half from the peer
+    tma::mbar_expect_tx(full, (kBM + kBN) * kBK * sizeof(T));
     tma::load_5d(smem_u32(sm.q[st]), &tm_q, d0, S - 1 - t, i0, h, b, full);
-    if constexpr (kPair)
-      tma::load_5d_multicast(smem_u32(sm.k[st]) + rank * (kBN / 2) * 128, &tm_k, d0, t,
-                             (tile_begin + tile) * kBN + rank * (kBN / 2),
-                             hk, b, full, 0x3);
-    else
-      tma::load_5d(smem_u32(sm.k[st]), &tm_k, d0, t, (tile_begin + tile) * kBN, hk, b, full);
+    tma::load_5d(smem_u32(sm.k[st]), &tm_k, d0, t, (tile_begin + tile) * kBN, hk, b, full);
   };
   if constexpr (kTma) {
     if (producer) {
       for (int st = 0; st < kStages; ++st) {
         tma::mbar_init(smem_u32(&sm.full[st]), 1);
-        tma::mbar_init(smem_u32(&sm.empty[st]), (kPair ? 2 : 1) * kThreads / 32);
+        tma::mbar_init(smem_u32(&sm.empty[st]), kThreads / 32);
       }
       asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    if constexpr (kPair) tma::cluster_sync();  // the peer's barriers exist before anything targets them
-    else __syncthreads();
+    __syncthreads();
   }
-  auto release = [&](int n) {  // this warp is done with chunk n's stage (in both CTAs when paired)
+  auto release = [&](int n) {  // this warp is done with chunk n's stage
     __syncwarp();
-    if (lane == 0) {
-      if constexpr (kPair) {
-        tma::mbar_arrive_cluster(smem_u32(&sm.empty[n % kStages]), 0);
-        tma::mbar_arrive_cluster(smem_u32(&sm.empty[n % kStages]), 1);
-      } else {
-        tma::mbar_arrive(smem_u32(&sm.empty[n % kStages]));
-      }
-    }
+    if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[n % kStages]));
   };
 
   const float scale2 = p.scale / static_cast<float>(S) * kLog2e;  // > 0 (antidiagonal_scores_sm90)
@@ -273,23 +242,16 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
 #pragma unroll
     for (int st = 0; st < kPrefetch; ++st) load(st, st);
   }
-  if (kTma && !is_consumer) {  // the producer warp
+  // The producer warp issues every load, then leaves; the consumers meet on barrier 1 at the end.
+  // (When it stayed for a CTA-wide __syncthreads instead — lanes 1-31 parked at a __syncwarp or the
+  // whole warp waiting on each stage — racecheck reported the row max/sum writes racing the
+  // finalisation in 2-4 hazards per run; with it gone, 4 of 4 runs were clean.)
+  if (kTma && !is_consumer) {
     if (lane == 0)
       for (int n = 0; n < total; ++n) issue(n);
-    // Lanes 1-31 wait for lane 0 here: a warp that reaches the final __syncthreads in two parts
-    // is counted twice and can release the barrier before a consumer warp arrives (racecheck,
-    // paired kernel, row_max/row_sum vs the finalisation, 2026-11-27).
-    __syncwarp();
-  } else
-  for (int tile = 0; tile < pair_tiles; ++tile) {  // local index; key tile tile_begin + tile
-    if (kPair && tile >= n_tiles) {  // the peer's extra tile: take part in the loads only
-      for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
-        const int it = tile * chunks_per_tile + chunk;
-        tma::mbar_wait(smem_u32(&sm.full[it % kStages]), (it / kStages) & 1);
-        release(it);
-      }
-      continue;
-    }
+    return;
+  }
+  for (int tile = 0; tile < n_tiles; ++tile) {  // local index; key tile tile_begin + tile
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
     for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
       const int it = tile * chunks_per_tile + chunk;
@@ -420,25 +382,23 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     l_b += __shfl_xor_sync(0xffffffffu, l_b, o);
   }
   if (sp.nsplit > 1) {  // this part's max and sum beside its first tile's slot; score_combine_sm90 finishes
-    if (is_consumer && c == 0 && has_rows && n_tiles > 0) {
+    if (c == 0) {
       const int slot = kb_count + (kBN / 64) * tile_begin;
       if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + slot + 1] = m_a;
       if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + slot + 2] = l_a;
       if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + slot + 1] = m_b;
       if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + slot + 2] = l_b;
     }
-    if constexpr (kPair) tma::cluster_sync();  // the peer may still multicast into or arrive on this CTA
     return;
   }
-  if (is_consumer && c == 0) {
+  if (c == 0) {
     sm.row_max[ra] = m_a;
     sm.row_sum[ra] = l_a;
     sm.row_max[rb] = m_b;
     sm.row_sum[rb] = l_b;
   }
-  __syncthreads();
-  if (has_rows) score_finalize<kBM, kBN>(p, tile_geo, n_tiles, sm.row_max, sm.row_sum);
-  if constexpr (kPair) tma::cluster_sync();  // the peer may still multicast into or arrive on this CTA
+  consumers_sync();
+  score_finalize<kBM, kBN>(p, tile_geo, n_tiles, sm.row_max, sm.row_sum, threadIdx.x, kThreads);
 #endif
 }
 
@@ -491,35 +451,17 @@ SplitArgs choose_split(const ScoreParams& p, int row_tiles) {
   return sp;
 }
 
-template <typename T, bool kTma, bool kPair>
+template <typename T, bool kTma>
 cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const ScoreParams& p, cudaStream_t stream) {
   const int nq = (p.q_len + p.stride - 1) / p.stride;
-  int tiles = (nq + kBM - 1) / kBM;
-  if (kPair) tiles += tiles % 2;  // whole pairs
+  const int tiles = (nq + kBM - 1) / kBM;
   const SplitArgs sp = choose_split(p, tiles);
   const dim3 grid(tiles * sp.nsplit, p.q_heads, p.batch);
   const size_t smem = sizeof(Smem90) + 1024;
-  auto* kernel = score_kernel_sm90<T, kTma, kPair>;
+  auto* kernel = score_kernel_sm90<T, kTma>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (e != cudaSuccess) return e;
-  if constexpr (kPair) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(kTma ? kTmaThreads : kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 2;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    e = cudaLaunchKernelEx(&cfg, kernel, mq, mk, p, sp);
-    if (e != cudaSuccess) return e;
-  } else {
-    kernel<<<grid, kTma ? kTmaThreads : kThreads, smem, stream>>>(mq, mk, p, sp);
-  }
+  kernel<<<grid, kTma ? kTmaThreads : kThreads, smem, stream>>>(mq, mk, p, sp);
   if (sp.nsplit > 1) {
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
     score_combine_sm90<<<dim3(tiles, p.q_heads, p.batch), 256, 0, stream>>>(p, sp);
@@ -542,16 +484,11 @@ bool make_group_map(CUtensorMap* map, const void* base, DType dtype, int head_di
 template <typename T>
 cudaError_t launch_sm90(const ScoreParams& p, cudaStream_t stream) {
   CUtensorMap mq{}, mk{};
-  // Paired CTAs (K multicast) only with XATTN_SCORING_PAIR=1: correct, but 1.43x slower than
-  // unpaired on H100 (kernels/NOTES.md, scoring v7), kept to continue from.
-  const char* env = std::getenv("XATTN_SCORING_PAIR");
-  const bool pair = env && env[0] == '1';
   const bool tma = make_group_map(&mq, p.q, p.dtype, p.head_dim, p.q_len, p.stride, p.q_heads, p.batch, p.q_stride_l,
                                   p.q_stride_h, p.q_stride_b, kBM) &&
                    make_group_map(&mk, p.k, p.dtype, p.head_dim, p.k_len, p.stride, p.kv_heads, p.batch, p.k_stride_l,
-                                  p.k_stride_h, p.k_stride_b, pair ? kBN / 2 : kBN);
-  if (!tma) return launch_kernel<T, false, false>(mq, mk, p, stream);
-  return pair ? launch_kernel<T, true, true>(mq, mk, p, stream) : launch_kernel<T, true, false>(mq, mk, p, stream);
+                                  p.k_stride_h, p.k_stride_b, kBN);
+  return tma ? launch_kernel<T, true>(mq, mk, p, stream) : launch_kernel<T, false>(mq, mk, p, stream);
 }
 
 }  // namespace

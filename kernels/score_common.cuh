@@ -57,13 +57,14 @@ __device__ inline bool score_tile_setup(const ScoreParams& p, ScoreTile& t, int 
 
 // A[I, J] = sum over the block's rows of sum_iJ * exp2(max_after_tile - max_i) / sum_i, from the
 // workspace written tile by tile (kTileGroups key groups per tile) and each row's final max and
-// sum (shared memory). Call after a barrier; all threads of the CTA take part.
+// sum (shared memory). Call after a barrier; threads tid of nthreads take part (default: the CTA).
 template <int kBM, int kTileGroups>
 __device__ inline void score_finalize(const ScoreParams& p, const ScoreTile& t, int n_tiles, const float* row_max,
-                                      const float* row_sum) {
+                                      const float* row_sum, int tid = -1, int nthreads = -1) {
+  if (tid < 0) tid = static_cast<int>(threadIdx.x), nthreads = static_cast<int>(blockDim.x);
   const int kb_done = min(t.kb_count, n_tiles * (kTileGroups / t.gpb));
   const int nqb = kBM / t.gpb;
-  for (int x = threadIdx.x; x < nqb * kb_done; x += blockDim.x) {
+  for (int x = tid; x < nqb * kb_done; x += nthreads) {
     const int qi = x / kb_done, J = x % kb_done;
     const int I = t.i0 / t.gpb + qi;
     if (I >= t.qb_count) continue;

@@ -74,32 +74,6 @@ TEST(XAttentionCuda, ScoresMatchTheReference) {
   }
 }
 
-// The experimental paired-CTA scoring kernel (XATTN_SCORING_PAIR=1: K multicast over a cluster of
-// two row tiles) gives bit-identical scores: an odd number of row tiles (one padding CTA), causal
-// pairs of different lengths, GQA, with and without key ranges split over CTAs.
-TEST(XAttentionCuda, PairedScoringKernelGivesTheSameScores) {
-  REQUIRE_CUDA_KERNELS();
-  at::manual_seed(37);
-  for (const bool causal : {false, true}) {
-    at::Tensor q = at::randn({1, 2 * 128 * 8 + 8 * 40, 4, 128}).to(at::kBFloat16).cuda();  // 3 row tiles
-    at::Tensor k = at::randn({1, 5 * 256 * 8 + 8 * 80, 2, 128}).to(at::kBFloat16).cuda();
-    AttentionOptions o;
-    o.causal = causal;
-    o.backend = Backend::kCuda;
-    for (const char* parts : {"1", "3"}) {  // whole rows, and key ranges split in three (pairs split alike)
-      ::setenv("XATTN_SCORING_SPLIT", parts, 1);
-      ::unsetenv("XATTN_SCORING_PAIR");
-      const at::Tensor single = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
-      ::setenv("XATTN_SCORING_PAIR", "1", 1);
-      const at::Tensor paired = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
-      ::unsetenv("XATTN_SCORING_PAIR");
-      EXPECT_TRUE(at::equal(single, paired)) << "causal " << causal << " parts " << parts << " max diff "
-                                             << (single - paired).abs().max().item<float>();
-    }
-    ::unsetenv("XATTN_SCORING_SPLIT");
-  }
-}
-
 // Splitting each row tile's key range over several CTAs (XATTN_SCORING_SPLIT=n; chosen
 // automatically for long inputs) gives the unsplit scores up to float rounding: causal rows
 // shorter than some parts, GQA, per-batch key lengths, both load paths (lengths that are and are
