@@ -261,8 +261,10 @@ std::pair<at::Tensor, at::Tensor> Transformer::rope(int64_t t, int64_t h, int64_
   return {at::cat(coss, 1), at::cat(sins, 1)};
 }
 
-at::Tensor Transformer::refine(const at::Tensor& states, const at::Tensor& mask, const at::Tensor& timestep) const {
-  // states [B, L, E] (model dtype), mask [B, L] (1 valid), already trimmed to the longest prompt.
+at::Tensor Transformer::refine(const at::Tensor& states, const at::Tensor& mask, const at::Tensor& counts,
+                               const at::Tensor& timestep) const {
+  // states [B, L, E] (model dtype), mask [B, L] (1 valid), already trimmed to the longest prompt;
+  // counts [B] int64 on the CPU.
   const int64_t B = states.size(0), L = states.size(1), H = cfg_.num_heads, Dh = cfg_.head_dim;
   const at::Tensor m = mask.to(at::kFloat).unsqueeze(-1);
   const at::Tensor pooled = ((states * m).sum(1) / m.sum(1)).to(states.scalar_type());
@@ -270,8 +272,7 @@ at::Tensor Transformer::refine(const at::Tensor& states, const at::Tensor& mask,
                           ctx_text_2_(at::silu(ctx_text_1_(pooled)));
   at::Tensor x = ctx_in_(states);
   attention::AttentionOptions opts;
-  const at::Tensor counts = mask.to(at::kLong).sum(1);
-  if (counts.min().item<int64_t>() < L) opts.key_lengths = counts;  // shorter prompts mask their padding
+  if (counts.min().item<int64_t>() < L) opts.key_lengths = counts.to(states.device());  // shorter prompts mask their padding
   for (const RefinerBlock& b : refiner_) {
     const at::Tensor n1 = at::layer_norm(x, {x.size(-1)}, b.norm1_w, b.norm1_b, 1e-6);
     const at::Tensor a = attention::dense_attention(b.q(n1).view({B, L, H, Dh}), b.k(n1).view({B, L, H, Dh}),
@@ -314,10 +315,12 @@ at::Tensor Transformer::forward(const TransformerInputs& in, const AttentionFn& 
   // Text: drop positions beyond the longest valid prompt, then refine.
   at::Tensor mask = in.text_mask.defined() ? in.text_mask.to(dev, at::kLong)
                                            : at::ones({B, in.text_states.size(1)}, at::TensorOptions().dtype(at::kLong).device(dev));
-  const at::Tensor counts = mask.sum(1);
+  // Valid text tokens per prompt, read once on the CPU (one small copy instead of a device sync per
+  // min/max below and in the refiner).
+  const at::Tensor counts = mask.sum(1).cpu();
   const int64_t Lt = std::max<int64_t>(1, counts.max().item<int64_t>());
   mask = mask.narrow(1, 0, Lt);
-  at::Tensor c = refine(in.text_states.to(dev, dt).narrow(1, 0, Lt), mask, t);
+  at::Tensor c = refine(in.text_states.to(dev, dt).narrow(1, 0, Lt), mask, counts, t);
 
   // Video tokens.
   at::Tensor x = at::conv3d(lat.to(dev, dt), patch_w_, patch_b_, {pt, p, p}).flatten(2).transpose(1, 2);  // [B, N, D]
@@ -326,7 +329,7 @@ at::Tensor Transformer::forward(const TransformerInputs& in, const AttentionFn& 
   const at::Tensor sin_all = at::cat({cs.second, at::zeros({Lt, Dh}, cs.second.options())});
 
   attention::AttentionOptions opts;
-  if (counts.min().item<int64_t>() < Lt) opts.key_lengths = counts.clamp_max(Lt) + N;  // [video ‖ valid text]
+  if (counts.min().item<int64_t>() < Lt) opts.key_lengths = (counts.clamp_max(Lt) + N).to(dev);  // [video ‖ valid text]
   const AttentionFn run = attend ? attend
                                  : AttentionFn([](const LayerId&, const at::Tensor& q, const at::Tensor& k,
                                                   const at::Tensor& v, const attention::AttentionOptions& o) {

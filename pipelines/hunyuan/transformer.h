@@ -94,7 +94,9 @@ class Transformer {
     at::Tensor norm_q, norm_k;
   };
   Transformer(TransformerConfig cfg, const ModelOptions& options);
-  at::Tensor refine(const at::Tensor& states, const at::Tensor& mask, const at::Tensor& timestep) const;
+  // counts: valid tokens per prompt, on the CPU (read without a device round trip).
+  at::Tensor refine(const at::Tensor& states, const at::Tensor& mask, const at::Tensor& counts,
+                    const at::Tensor& timestep) const;
 
   TransformerConfig cfg_;
   at::Tensor patch_w_, patch_b_;
