@@ -62,41 +62,43 @@ ClipTextEncoder::ClipTextEncoder(ClipTextConfig cfg, const Options& o) : cfg_(st
   }
 }
 
+template <typename Self, typename F>
+void ClipTextEncoder::for_each_parameter(Self& self, F&& f) {
+  const std::string& pre = self.prefix_;
+  f(pre + "embeddings.token_embedding.weight", self.token_embedding_);
+  f(pre + "embeddings.position_embedding.weight", self.position_embedding_);
+  f(pre + "final_layer_norm.weight", self.final_ln_w_);
+  f(pre + "final_layer_norm.bias", self.final_ln_b_);
+  for (size_t i = 0; i < self.layers_.size(); ++i) {
+    auto& l = self.layers_[i];
+    const std::string b = pre + "encoder.layers." + std::to_string(i) + ".";
+    f(b + "layer_norm1.weight", l.ln1_w);
+    f(b + "layer_norm1.bias", l.ln1_b);
+    f(b + "layer_norm2.weight", l.ln2_w);
+    f(b + "layer_norm2.bias", l.ln2_b);
+    f(b + "self_attn.q_proj.weight", l.q_w);
+    f(b + "self_attn.q_proj.bias", l.q_b);
+    f(b + "self_attn.k_proj.weight", l.k_w);
+    f(b + "self_attn.k_proj.bias", l.k_b);
+    f(b + "self_attn.v_proj.weight", l.v_w);
+    f(b + "self_attn.v_proj.bias", l.v_b);
+    f(b + "self_attn.out_proj.weight", l.o_w);
+    f(b + "self_attn.out_proj.bias", l.o_b);
+    f(b + "mlp.fc1.weight", l.fc1_w);
+    f(b + "mlp.fc1.bias", l.fc1_b);
+    f(b + "mlp.fc2.weight", l.fc2_w);
+    f(b + "mlp.fc2.bias", l.fc2_b);
+  }
+}
+
 std::map<std::string, at::Tensor> ClipTextEncoder::named_parameters() const {
   std::map<std::string, at::Tensor> p;
-  p[prefix_ + "embeddings.token_embedding.weight"] = token_embedding_;
-  p[prefix_ + "embeddings.position_embedding.weight"] = position_embedding_;
-  p[prefix_ + "final_layer_norm.weight"] = final_ln_w_;
-  p[prefix_ + "final_layer_norm.bias"] = final_ln_b_;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const Layer& l = layers_[i];
-    const std::string b = prefix_ + "encoder.layers." + std::to_string(i) + ".";
-    p[b + "layer_norm1.weight"] = l.ln1_w;
-    p[b + "layer_norm1.bias"] = l.ln1_b;
-    p[b + "layer_norm2.weight"] = l.ln2_w;
-    p[b + "layer_norm2.bias"] = l.ln2_b;
-    p[b + "self_attn.q_proj.weight"] = l.q_w;
-    p[b + "self_attn.q_proj.bias"] = l.q_b;
-    p[b + "self_attn.k_proj.weight"] = l.k_w;
-    p[b + "self_attn.k_proj.bias"] = l.k_b;
-    p[b + "self_attn.v_proj.weight"] = l.v_w;
-    p[b + "self_attn.v_proj.bias"] = l.v_b;
-    p[b + "self_attn.out_proj.weight"] = l.o_w;
-    p[b + "self_attn.out_proj.bias"] = l.o_b;
-    p[b + "mlp.fc1.weight"] = l.fc1_w;
-    p[b + "mlp.fc1.bias"] = l.fc1_b;
-    p[b + "mlp.fc2.weight"] = l.fc2_w;
-    p[b + "mlp.fc2.bias"] = l.fc2_b;
-  }
+  for_each_parameter(*this, [&p](const std::string& name, const at::Tensor& t) { p[name] = t; });
   return p;
 }
 
 void ClipTextEncoder::to(const at::Device& device) {
-  for (at::Tensor* t : {&token_embedding_, &position_embedding_, &final_ln_w_, &final_ln_b_}) *t = t->to(device);
-  for (Layer& l : layers_)
-    for (at::Tensor* t : {&l.ln1_w, &l.ln1_b, &l.q_w, &l.q_b, &l.k_w, &l.k_b, &l.v_w, &l.v_b, &l.o_w, &l.o_b, &l.ln2_w,
-                          &l.ln2_b, &l.fc1_w, &l.fc1_b, &l.fc2_w, &l.fc2_b})
-      *t = t->to(device);
+  for_each_parameter(*this, [&device](const std::string&, at::Tensor& t) { t = t.to(device); });
 }
 
 ClipTextEncoder ClipTextEncoder::load(const std::string& dir, const Options& options) {

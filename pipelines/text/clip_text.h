@@ -64,6 +64,10 @@ class ClipTextEncoder {
   };
   ClipTextEncoder(ClipTextConfig cfg, const Options& options);
   static ClipTextEncoder load_impl(const std::string& dir, const Options& options, bool dry_run);
+  // Calls f(checkpoint name, tensor) for every weight (the one list behind named_parameters and
+  // to()); Self is ClipTextEncoder or const ClipTextEncoder.
+  template <typename Self, typename F>
+  static void for_each_parameter(Self& self, F&& f);
   ClipTextConfig cfg_;
   std::string prefix_ = "text_model.";
   at::Tensor token_embedding_, position_embedding_, final_ln_w_, final_ln_b_;

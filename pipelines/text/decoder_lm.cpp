@@ -170,29 +170,35 @@ void DecoderLM::allocate(const Options& o) {
   inv_freq_ = rope_inverse_frequencies(cfg_.rope, D).to(o.device);
 }
 
+template <typename Self, typename F>
+void DecoderLM::for_each_parameter(Self& self, F&& f) {
+  const std::string& pre = self.prefix_;
+  f(pre + "embed_tokens.weight", self.embed_);
+  f(pre + "norm.weight", self.norm_);
+  for (size_t i = 0; i < self.layers_.size(); ++i) {
+    auto& l = self.layers_[i];
+    const std::string b = pre + "layers." + std::to_string(i) + ".";
+    f(b + "input_layernorm.weight", l.input_norm);
+    f(b + "post_attention_layernorm.weight", l.post_norm);
+    f(b + "self_attn.q_proj.weight", l.q_w);
+    f(b + "self_attn.k_proj.weight", l.k_w);
+    f(b + "self_attn.v_proj.weight", l.v_w);
+    f(b + "self_attn.o_proj.weight", l.o_w);
+    if (l.q_b.defined()) {
+      f(b + "self_attn.q_proj.bias", l.q_b);
+      f(b + "self_attn.k_proj.bias", l.k_b);
+      f(b + "self_attn.v_proj.bias", l.v_b);
+    }
+    f(b + "mlp.gate_proj.weight", l.gate_w);
+    f(b + "mlp.up_proj.weight", l.up_w);
+    f(b + "mlp.down_proj.weight", l.down_w);
+  }
+  if (self.lm_head_.defined() && !self.cfg_.tie_word_embeddings) f(self.head_name_, self.lm_head_);
+}
+
 std::map<std::string, at::Tensor> DecoderLM::named_parameters() const {
   std::map<std::string, at::Tensor> p;
-  p[prefix_ + "embed_tokens.weight"] = embed_;
-  p[prefix_ + "norm.weight"] = norm_;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const Layer& l = layers_[i];
-    const std::string b = prefix_ + "layers." + std::to_string(i) + ".";
-    p[b + "input_layernorm.weight"] = l.input_norm;
-    p[b + "post_attention_layernorm.weight"] = l.post_norm;
-    p[b + "self_attn.q_proj.weight"] = l.q_w;
-    p[b + "self_attn.k_proj.weight"] = l.k_w;
-    p[b + "self_attn.v_proj.weight"] = l.v_w;
-    p[b + "self_attn.o_proj.weight"] = l.o_w;
-    if (l.q_b.defined()) {
-      p[b + "self_attn.q_proj.bias"] = l.q_b;
-      p[b + "self_attn.k_proj.bias"] = l.k_b;
-      p[b + "self_attn.v_proj.bias"] = l.v_b;
-    }
-    p[b + "mlp.gate_proj.weight"] = l.gate_w;
-    p[b + "mlp.up_proj.weight"] = l.up_w;
-    p[b + "mlp.down_proj.weight"] = l.down_w;
-  }
-  if (lm_head_.defined() && !cfg_.tie_word_embeddings) p[head_name_] = lm_head_;
+  for_each_parameter(*this, [&p](const std::string& name, const at::Tensor& t) { p[name] = t; });
   return p;
 }
 
@@ -230,15 +236,9 @@ DecoderLM DecoderLM::random(const DecoderConfig& config, const Options& options,
 }
 
 void DecoderLM::to(const at::Device& device) {
-  embed_ = embed_.to(device);
-  norm_ = norm_.to(device);
+  for_each_parameter(*this, [&device](const std::string&, at::Tensor& t) { t = t.to(device); });
   inv_freq_ = inv_freq_.to(device);
   if (cfg_.tie_word_embeddings) lm_head_ = embed_;
-  else if (lm_head_.defined()) lm_head_ = lm_head_.to(device);
-  for (Layer& l : layers_)
-    for (at::Tensor* t : {&l.input_norm, &l.q_w, &l.q_b, &l.k_w, &l.k_b, &l.v_w, &l.v_b, &l.o_w, &l.post_norm,
-                          &l.gate_w, &l.up_w, &l.down_w})
-      if (t->defined()) *t = t->to(device);
 }
 
 KVCache DecoderLM::new_cache(int64_t batch, int64_t capacity) const {

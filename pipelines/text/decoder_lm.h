@@ -150,6 +150,10 @@ class DecoderLM {
   };
   DecoderLM(DecoderConfig cfg, const Options& options);
   static DecoderLM load_impl(const std::string& dir, const Options& options, bool dry_run);
+  // Calls f(checkpoint name, tensor) for every weight (the one list behind named_parameters and
+  // to()); Self is DecoderLM or const DecoderLM.
+  template <typename Self, typename F>
+  static void for_each_parameter(Self& self, F&& f);
   void allocate(const Options& options);
   // cos and sin [B, L, 1, D] in the model dtype for positions [B, L] or [3, B, L].
   std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& positions) const;
