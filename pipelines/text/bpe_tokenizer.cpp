@@ -19,6 +19,19 @@
 namespace xattn::text {
 namespace {
 
+// The code point starting at byte i of s: its length in bytes, or <= 0 for an invalid sequence.
+utf8proc_ssize_t next_code_point(const std::string& s, size_t i, utf8proc_int32_t* cp) {
+  return utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
+                          static_cast<utf8proc_ssize_t>(s.size() - i), cp);
+}
+
+// Appends code point cp to out as UTF-8.
+void append_code_point(std::string& out, utf8proc_int32_t cp) {
+  utf8proc_uint8_t buf[4];
+  const auto len = utf8proc_encode_char(cp, buf);
+  out.append(reinterpret_cast<char*>(buf), static_cast<size_t>(len));
+}
+
 // GPT-2 bytes_to_unicode: printable bytes map to themselves, the rest to U+0100 onwards.
 std::vector<std::string> byte_symbols() {
   std::vector<int> cp(256, -1);
@@ -29,11 +42,7 @@ std::vector<std::string> byte_symbols() {
   for (int b = 0; b < 256; ++b)
     if (cp[b] < 0) cp[b] = 256 + n++;
   std::vector<std::string> out(256);
-  for (int b = 0; b < 256; ++b) {
-    utf8proc_uint8_t buf[4];
-    const auto len = utf8proc_encode_char(cp[b], buf);
-    out[b] = std::string(reinterpret_cast<char*>(buf), static_cast<size_t>(len));
-  }
+  for (int b = 0; b < 256; ++b) append_code_point(out[b], cp[b]);
   return out;
 }
 
@@ -53,8 +62,7 @@ std::string utf8_lossy(const std::string& s) {
   size_t i = 0;
   while (i < s.size()) {
     utf8proc_int32_t cp = 0;
-    const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
-                                    static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+    const auto n = next_code_point(s, i, &cp);
     if (n > 0) {
       out.append(s, i, static_cast<size_t>(n));
       i += static_cast<size_t>(n);
@@ -128,8 +136,7 @@ std::string lowercase(const std::string& s) {
   size_t i = 0;
   while (i < s.size()) {
     utf8proc_int32_t cp = 0;
-    const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
-                                    static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+    const auto n = next_code_point(s, i, &cp);
     if (n <= 0) {  // invalid byte: kept
       out += s[i++];
       continue;
@@ -139,9 +146,7 @@ std::string lowercase(const std::string& s) {
       out += "i\xCC\x87";
       continue;
     }
-    utf8proc_uint8_t buf[4];
-    const auto len = utf8proc_encode_char(utf8proc_tolower(cp), buf);
-    out.append(reinterpret_cast<char*>(buf), static_cast<size_t>(len));
+    append_code_point(out, utf8proc_tolower(cp));
   }
   return out;
 }
