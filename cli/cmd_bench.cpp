@@ -52,9 +52,16 @@ struct TableOutput {
     p.flag("-o", "FORMAT", "output format: md, csv or json", &format);
     p.flag("--out", "FILE", "also write the table to FILE", &file);
   }
-  void check() const {
+  // Parses args into p. True (after printing the help) when the help was asked for; otherwise
+  // checks -o before any work.
+  bool parse(ArgParser& p, const std::vector<std::string>& args) const {
+    if (p.parse(args)) {
+      std::cout << p.help();
+      return true;
+    }
     if (format != "md" && format != "csv" && format != "json")
       throw UsageError("-o: expected md, csv or json, got '" + format + "'");
+    return false;
   }
   void emit(const std::string& text) const {
     std::cout << text;
@@ -81,11 +88,7 @@ int run_proxy_cmd(const std::vector<std::string>& args) {
   p.toggle("--head-kinds", "also print XAttention's density and recall per head kind", &head_kinds);
   int seed = 0;
   p.flag("--seed", "N", "workload seed", &seed);
-  if (p.parse(args)) {
-    std::cout << p.help();
-    return 0;
-  }
-  out.check();
+  if (out.parse(p, args)) return 0;
   if (cfg.size != "small" && cfg.size != "medium") throw UsageError("--size: expected small or medium, got '" + cfg.size + "'");
   cfg.seed = static_cast<uint64_t>(seed);
   ProgressBar& bar = interruptible_bar();
@@ -110,11 +113,7 @@ int run_density_cmd(const std::vector<std::string>& args) {
   for (const auto& d : config::describe<eval::DensityBench>())
     keys += "  " + d.path + " (" + d.type + ", default " + d.default_value + "): " + d.help + "\n";
   p.epilog("settings:\n" + keys);
-  if (p.parse(args)) {
-    std::cout << p.help();
-    return 0;
-  }
-  out.check();
+  if (out.parse(p, args)) return 0;
   const eval::DensityBench cfg = config_file.empty() ? config::from_overrides<eval::DensityBench>(sets)
                                                      : config::load<eval::DensityBench>(config_file, sets);
   ProgressBar& bar = interruptible_bar();
@@ -159,10 +158,7 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
   p.toggle("--no-check", "skip the match rate against the ATen reference", &no_check);
   out.add_flags(p);
-  if (p.parse(args)) {
-    std::cout << p.help();
-    return 0;
-  }
+  if (out.parse(p, args)) return 0;
   if (!cases.empty()) cfg.cases = split_list(cases);
   if (!strides.empty()) {
     cfg.strides.clear();
@@ -175,7 +171,6 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
     }
   }
   check_cases(cfg.cases);
-  out.check();
   cfg.check = !no_check;
   ProgressBar& bar = interruptible_bar();
   out.emit(eval::run_scoring_bench(cfg, bar.callback()).render(out.format));
@@ -197,13 +192,9 @@ int run_attention_cmd(const std::vector<std::string>& args) {
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
   out.add_flags(p);
-  if (p.parse(args)) {
-    std::cout << p.help();
-    return 0;
-  }
+  if (out.parse(p, args)) return 0;
   if (!cases.empty()) cfg.cases = split_list(cases);
   check_cases(cfg.cases);
-  out.check();
   ProgressBar& bar = interruptible_bar();
   out.emit(eval::run_attention_bench(cfg, bar.callback()).render(out.format));
   return 0;
@@ -225,11 +216,7 @@ int run_t2v_cmd(const std::vector<std::string>& args) {
   p.flag("--layers", "N", "dual and single blocks each (default: the published 20 and 40)", &cfg.layers);
   p.toggle("--no-vae", "skip the VAE decode", &no_vae);
   out.add_flags(p);
-  if (p.parse(args)) {
-    std::cout << p.help();
-    return 0;
-  }
-  out.check();
+  if (out.parse(p, args)) return 0;
   cfg.vae = !no_vae;
   ProgressBar& bar = interruptible_bar();
   out.emit(eval::run_t2v_bench(cfg, bar.callback()).render(out.format));
@@ -250,11 +237,7 @@ int run_text_cmd(const std::vector<std::string>& args) {
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
   out.add_flags(p);
-  if (p.parse(args)) {
-    std::cout << p.help();
-    return 0;
-  }
-  out.check();
+  if (out.parse(p, args)) return 0;
   ProgressBar& bar = interruptible_bar();
   const eval::TextBenchResult r = eval::run_text_bench(cfg, bar.callback());
   std::cerr << "weights " << eval::fmt(r.weights_gib, 2) << " GiB, set up in " << eval::fmt(r.setup_s, 1) << " s\n";
@@ -280,11 +263,7 @@ int run_video_cmd(const std::vector<std::string>& args) {
   p.flag("--sample", "SPEC", "frames to sample: uniform:N, uniform-interior:N, fps:F, qwen2vl, indices:..", &cfg.sample);
   p.flag("--threads", "N", "decoder threads (0 = one per core)", &cfg.threads);
   out.add_flags(p);
-  if (p.parse(args)) {
-    std::cout << p.help();
-    return 0;
-  }
-  out.check();
+  if (out.parse(p, args)) return 0;
   if (cfg.input.empty() && (cfg.minutes <= 0 || cfg.height < 16 || cfg.fps <= 0 || cfg.gop_seconds <= 0))
     throw UsageError("bench video: --minutes, --fps and --gop must be > 0 and --height >= 16");
   ProgressBar& bar = interruptible_bar();
