@@ -52,8 +52,11 @@ TEST(TorchOps, EstimateAndBlockSparseMatchTheCppCalls) {
   AttentionOptions o;
   o.scale = 0.5;
   const AttentionOutput want = block_sparse_attention(q, k, v, m, o, true);
-  EXPECT_TRUE(at::equal(att[0].toTensor(), want.out));
-  EXPECT_TRUE(at::equal(att[1].toTensor(), want.lse));
+  // Two calls of the same function on the CPU: LibTorch does not promise bit-equal reductions
+  // between calls (the LSE differed in the last bits once on a 16-core host), so compare to 1e-6.
+  EXPECT_TRUE(at::allclose(att[0].toTensor(), want.out, 1e-6, 1e-6));
+  EXPECT_TRUE(at::allclose(att[1].toTensor(), want.lse, 1e-6, 1e-6));
+  EXPECT_TRUE(at::isfinite(want.lse).all().item<bool>());  // every row attended to some block
 }
 
 TEST(TorchOps, BadArgumentsRaiseTheLibraryMessage) {
