@@ -11,9 +11,11 @@
 #include "core/error.h"
 #include "core/safetensors/safetensors.h"
 #include "pipelines/text_to_video.h"
+#include "tests/test_util.h"
 
 using xattn::pipelines::GenerateConfig;
 using xattn::pipelines::TextToVideo;
+using xattn::testing::error_of;
 
 namespace {
 
@@ -110,14 +112,7 @@ TEST(TextToVideo, CancelStopsAtTheNextStep) {
 }
 
 TEST(TextToVideo, BadSettingsFailBeforeWork) {
-  auto msg = [](GenerateConfig c) {
-    try {
-      model().generate(c);
-    } catch (const xattn::Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto msg = [](const GenerateConfig& c) { return error_of([&] { model().generate(c); }); };
   GenerateConfig c = small();
   c.frames = 8;
   EXPECT_NE(msg(c).find("frames: 8 is not 4k + 1 (e.g. 5 or 9)"), std::string::npos);
@@ -133,12 +128,7 @@ TEST(TextToVideo, BadSettingsFailBeforeWork) {
 }
 
 TEST(TextToVideo, ModelFoldersAreCheckedFirst) {
-  std::string m;
-  try {
-    TextToVideo::load(std::string(XATTN_TEST_TMPDIR), {});
-  } catch (const xattn::Error& e) {
-    m = e.what();
-  }
+  std::string m = error_of([] { TextToVideo::load(std::string(XATTN_TEST_TMPDIR), {}); });
   EXPECT_NE(m.find("not a complete HunyuanVideo folder; missing:"), std::string::npos) << m;
   EXPECT_NE(m.find("transformer/config.json"), std::string::npos) << m;
   EXPECT_NE(m.find("tokenizer_2/vocab.json + merges.txt"), std::string::npos) << m;
@@ -203,15 +193,12 @@ TEST(TextToVideo, LoadsADiffusersFolderAndChecksShapesFirst) {
   auto w = xattn::safetensors::load(d + "/transformer/diffusion_pytorch_model.safetensors");
   w["single_transformer_blocks.1.proj_out.weight"] = at::zeros({32, 100});
   xattn::safetensors::save(d + "/transformer/diffusion_pytorch_model.safetensors", w);
-  std::string m;
-  try {
+  const std::string m = error_of([&] {
     TextToVideo::load(d, {}, [&](const xattn::ProgressEvent&) {
       ADD_FAILURE() << "loading started";
       return true;
     });
-  } catch (const xattn::Error& e) {
-    m = e.what();
-  }
+  });
   EXPECT_NE(m.find("shape mismatch for 'single_transformer_blocks.1.proj_out.weight': parameter is [32, 160], "
                    "checkpoint has [32, 100]"),
             std::string::npos)
