@@ -1,48 +1,20 @@
 #include "eval/bench_t2v.h"
 
-#include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 
 #include <chrono>
+#include <memory>
 
 #include "core/config/config.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "eval/gpu_timing.h"
 #include "pipelines/attention_policy.h"
 #include "pipelines/hunyuan/transformer.h"
 #include "pipelines/hunyuan/vae.h"
 
 namespace xattn::eval {
-namespace {
-
-double peak_gib(c10::DeviceIndex dev) {
-  return static_cast<double>(c10::cuda::CUDACachingAllocator::getDeviceStats(dev).allocated_bytes[0].peak) /
-         (1024.0 * 1024.0 * 1024.0);
-}
-
-// Only cuDNN for SDPA while alive (the dense baseline), restored afterwards.
-struct CudnnOnly {
-  bool flash, mem, math, cudnn;
-  CudnnOnly() {
-    auto& c = at::globalContext();
-    flash = c.userEnabledFlashSDP(), mem = c.userEnabledMemEfficientSDP(), math = c.userEnabledMathSDP(),
-    cudnn = c.userEnabledCuDNNSDP();
-    c.setSDPUseFlash(false);
-    c.setSDPUseMemEfficient(false);
-    c.setSDPUseMath(false);
-    c.setSDPUseCuDNN(true);
-  }
-  ~CudnnOnly() {
-    auto& c = at::globalContext();
-    c.setSDPUseFlash(flash);
-    c.setSDPUseMemEfficient(mem);
-    c.setSDPUseMath(math);
-    c.setSDPUseCuDNN(cudnn);
-  }
-};
-
-}  // namespace
 
 Table run_t2v_bench(const T2vBenchConfig& cfg, const ProgressCallback& progress) {
   if (!at::hasCUDA()) throw Error("bench", "t2v-step: needs a CUDA GPU");
@@ -82,7 +54,7 @@ Table run_t2v_bench(const T2vBenchConfig& cfg, const ProgressCallback& progress)
     pipelines::PolicyAttention a(sparse, 1, false);
     dit.forward(small, [&](const pipelines::LayerId& id, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            const attention::AttentionOptions& o) { return a(id, q, k, v, o); });
-    CudnnOnly only;
+    const SdpaBackendOnly only("cudnn");  // the dense baseline
     dit.forward(small);
     device_synchronize(device);
   }
@@ -98,7 +70,7 @@ Table run_t2v_bench(const T2vBenchConfig& cfg, const ProgressCallback& progress)
     device_synchronize(device);
     const auto t0 = std::chrono::steady_clock::now();
     {
-      std::unique_ptr<CudnnOnly> only(is_dense ? new CudnnOnly() : nullptr);
+      std::unique_ptr<SdpaBackendOnly> only(is_dense ? new SdpaBackendOnly("cudnn") : nullptr);
       dit.forward(in, [&](const pipelines::LayerId& id, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const attention::AttentionOptions& o) { return a(id, q, k, v, o); });
       device_synchronize(device);

@@ -10,14 +10,6 @@
 #include "pipelines/text/decoder_lm.h"
 
 namespace xattn::eval {
-namespace {
-
-double peak_gib(c10::DeviceIndex dev) {
-  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev);
-  return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0 * 1024.0);
-}
-
-}  // namespace
 
 TextBenchResult run_text_bench(const TextBenchConfig& cfg, const ProgressCallback& progress) {
   if (!at::hasCUDA()) throw Error("bench", "text-encoder: needs a CUDA GPU");

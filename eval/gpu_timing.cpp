@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 
 #include <algorithm>
 #include <vector>
@@ -25,30 +26,37 @@ double median_ms(const std::function<void()>& f, int warmup, int reps) {
   return times[times.size() / 2];
 }
 
-double sdpa_dense_ms(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
-                     const std::string& backend, int warmup, int reps) {
+SdpaBackendOnly::SdpaBackendOnly(const std::string& backend) {
   auto& ctx = at::globalContext();
-  const bool old_flash = ctx.userEnabledFlashSDP(), old_mem = ctx.userEnabledMemEfficientSDP(),
-             old_math = ctx.userEnabledMathSDP(), old_cudnn = ctx.userEnabledCuDNNSDP();
+  flash_ = ctx.userEnabledFlashSDP(), mem_ = ctx.userEnabledMemEfficientSDP(), math_ = ctx.userEnabledMathSDP(),
+  cudnn_ = ctx.userEnabledCuDNNSDP();
   ctx.setSDPUseFlash(backend == "flash");
   ctx.setSDPUseMemEfficient(false);
   ctx.setSDPUseMath(false);
   ctx.setSDPUseCuDNN(backend == "cudnn");
+}
+
+SdpaBackendOnly::~SdpaBackendOnly() {
+  auto& ctx = at::globalContext();
+  ctx.setSDPUseFlash(flash_);
+  ctx.setSDPUseMemEfficient(mem_);
+  ctx.setSDPUseMath(math_);
+  ctx.setSDPUseCuDNN(cudnn_);
+}
+
+double sdpa_dense_ms(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
+                     const std::string& backend, int warmup, int reps) {
+  const SdpaBackendOnly only(backend);
   const int64_t g = q.size(2) / k.size(2);
   const at::Tensor qt = q.transpose(1, 2);  // [B, H, L, D]
   const at::Tensor kt = k.repeat_interleave(g, 2).transpose(1, 2);
   const at::Tensor vt = v.repeat_interleave(g, 2).transpose(1, 2);
-  double ms = 0;
-  try {
-    ms = median_ms([&] { at::scaled_dot_product_attention(qt, kt, vt, {}, 0.0, causal); }, warmup, reps);
-  } catch (...) {
-    ctx.setSDPUseFlash(old_flash), ctx.setSDPUseMemEfficient(old_mem), ctx.setSDPUseMath(old_math),
-        ctx.setSDPUseCuDNN(old_cudnn);
-    throw;
-  }
-  ctx.setSDPUseFlash(old_flash), ctx.setSDPUseMemEfficient(old_mem), ctx.setSDPUseMath(old_math),
-      ctx.setSDPUseCuDNN(old_cudnn);
-  return ms;
+  return median_ms([&] { at::scaled_dot_product_attention(qt, kt, vt, {}, 0.0, causal); }, warmup, reps);
+}
+
+double peak_gib(int dev) {
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(dev));
+  return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0 * 1024.0);
 }
 
 }  // namespace xattn::eval

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <string>
 
 namespace xattn::eval {
 
@@ -12,11 +13,28 @@ namespace xattn::eval {
 // the current stream.
 double median_ms(const std::function<void()>& f, int warmup, int reps);
 
+// While alive, at::scaled_dot_product_attention may use only `backend` ("cudnn" or "flash");
+// the previous backend switches come back on destruction (also when an exception unwinds).
+class SdpaBackendOnly {
+ public:
+  explicit SdpaBackendOnly(const std::string& backend);
+  ~SdpaBackendOnly();
+  SdpaBackendOnly(const SdpaBackendOnly&) = delete;
+  SdpaBackendOnly& operator=(const SdpaBackendOnly&) = delete;
+
+ private:
+  bool flash_, mem_, math_, cudnn_;
+};
+
 // Dense attention through at::scaled_dot_product_attention with only the named backend
 // enabled ("cudnn" or "flash"); q [B, L, H, D], k/v [B, L, Hkv, D] (K/V are expanded to H
 // heads once, outside the timing). Throws if the backend cannot run the inputs.
 double sdpa_dense_ms(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
                      const std::string& backend, int warmup, int reps);
+// Peak bytes the caching allocator has handed out on device `dev` since its last resetPeakStats,
+// in GiB.
+double peak_gib(int dev);
+
 inline double cudnn_dense_ms(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal, int warmup,
                              int reps) {
   return sdpa_dense_ms(q, k, v, causal, "cudnn", warmup, reps);
