@@ -6,6 +6,7 @@
 #include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_scan.cuh>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/xattn_kernels.h"
@@ -17,8 +18,11 @@ constexpr int kThreads = 256;
 
 // One CTA per row; each thread holds IPT key blocks. CUB's block radix sort is stable, so
 // equal keys keep ascending block order, as the reference's stable sort does.
+// Rows first_row + blockIdx.x. Key blocks at or past kThreads * IPT are never computable for these
+// rows (the host launches causal rows by how many blocks they can reach), so they are only marked
+// as not kept.
 template <int IPT>
-__global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p) {
+__global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p, int first_row) {
   using Sort = cub::BlockRadixSort<float, kThreads, IPT, int>;
   using ScanF = cub::BlockScan<float, kThreads>;
   using ScanI = cub::BlockScan<int, kThreads>;
@@ -31,7 +35,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p) 
     } post;
   } tmp;
 
-  const int I = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int I = first_row + static_cast<int>(blockIdx.x), h = blockIdx.y, b = blockIdx.z;
   const int bs = p.block_size;
   const int qb = (p.q_len + bs - 1) / bs, kb = (p.k_len + bs - 1) / bs;
   const int len = p.key_lengths ? min(max(p.key_lengths[b], 0), p.k_len) : p.k_len;
@@ -95,6 +99,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p) 
       p.mask[row * kb + J] = keep;
     }
   }
+  for (int J = kThreads * IPT + threadIdx.x; J < kb; J += kThreads) p.mask[row * kb + J] = false;
   __syncthreads();
   // Ascending compact list: rank of each kept block among the kept blocks.
   int f[IPT], rank[IPT];
@@ -116,10 +121,19 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p) 
 }
 
 template <int IPT>
-cudaError_t launch(const SelectParams& p, cudaStream_t stream) {
-  dim3 grid((p.q_len + p.block_size - 1) / p.block_size, p.heads, p.batch);
-  select_kernel<IPT><<<grid, kThreads, 0, stream>>>(p);
+cudaError_t launch(const SelectParams& p, int first_row, int rows, cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;
+  select_kernel<IPT><<<dim3(rows, p.heads, p.batch), kThreads, 0, stream>>>(p, first_row);
   return cudaGetLastError();
+}
+
+// Rows [first_row, first_row + rows) with up to `blocks` key blocks to sort.
+cudaError_t launch_rows(const SelectParams& p, int blocks, int first_row, int rows, cudaStream_t stream) {
+  if (blocks <= kThreads) return launch<1>(p, first_row, rows, stream);
+  if (blocks <= 2 * kThreads) return launch<2>(p, first_row, rows, stream);
+  if (blocks <= 4 * kThreads) return launch<4>(p, first_row, rows, stream);
+  if (blocks <= 8 * kThreads) return launch<8>(p, first_row, rows, stream);
+  return launch<16>(p, first_row, rows, stream);
 }
 
 }  // namespace
@@ -128,12 +142,28 @@ cudaError_t select_blocks(const SelectParams& p, cudaStream_t stream) {
   if (!p.scores || !p.mask || !p.indices || !p.counts || !p.kept || !p.computable) return cudaErrorInvalidValue;
   if (p.batch <= 0 || p.heads <= 0 || p.q_len <= 0 || p.k_len <= 0 || p.block_size <= 0) return cudaErrorInvalidValue;
   const int kb = (p.k_len + p.block_size - 1) / p.block_size;
+  const int qb = (p.q_len + p.block_size - 1) / p.block_size;
   if (kb > kMaxSelectBlocks) return cudaErrorInvalidValue;
-  if (kb <= kThreads) return launch<1>(p, stream);
-  if (kb <= 2 * kThreads) return launch<2>(p, stream);
-  if (kb <= 4 * kThreads) return launch<4>(p, stream);
-  if (kb <= 8 * kThreads) return launch<8>(p, stream);
-  return launch<16>(p, stream);
+  if (!p.causal) return launch_rows(p, kb, 0, qb, stream);
+  // Causal: row I reaches blocks [0, reach(I)), growing with I; sort only that prefix, with the
+  // smallest items-per-thread that holds it (one launch per size class, rows in order).
+  const int off = p.k_len - p.q_len;
+  auto reach = [&](int I) {
+    const int last_q = std::min((I + 1) * p.block_size, p.q_len) - 1 + off;
+    return std::min(kb, last_q / p.block_size + 1);
+  };
+  int first = 0;
+  while (first < qb) {
+    const int cls = reach(first) <= kThreads ? kThreads : reach(first) <= 2 * kThreads ? 2 * kThreads
+                  : reach(first) <= 4 * kThreads ? 4 * kThreads : reach(first) <= 8 * kThreads ? 8 * kThreads
+                                                                                             : 16 * kThreads;
+    int last = first + 1;
+    while (last < qb && reach(last) <= cls) ++last;
+    const cudaError_t e = launch_rows(p, cls, first, last - first, stream);
+    if (e != cudaSuccess) return e;
+    first = last;
+  }
+  return cudaSuccess;
 }
 
 }  // namespace xattn::kernels
