@@ -152,7 +152,9 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
               "same random bf16 inputs (head_dim 128) in one process; report their ratio and how many blocks\n"
               "agree with the ATen reference selection. On Hopper each row tile's keys are split over several\n"
               "CTAs so that L2 holds the queries they share; XATTN_SCORING_SPLIT=N sets the number of parts\n"
-              "(1 = no split; default: from the GPU's SM count, e.g. 5 at stride 8 on an H100).");
+              "(1 = no split; default: from the GPU's SM count, e.g. 7 at stride 8 on an H100).\n"
+              "Inputs TMA can load (lengths that are multiples of the stride) take the kernel with three\n"
+              "warpgroups (192 query groups per CTA); XATTN_SCORING_WARPGROUPS=2 selects the 128-group one.");
   p.flag("--cases", "LIST", "comma-separated cases (default: all of causal-8k..causal-128k, video-720p)", &cases);
   p.flag("--strides", "LIST", "comma-separated strides (default: 8,16)", &strides);
   p.flag("--threshold", "TAU", "selection threshold", &cfg.threshold);

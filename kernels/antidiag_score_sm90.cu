@@ -1,14 +1,23 @@
 // Antidiagonal block scores on Hopper: the same single-pass algorithm as antidiag_score.cu
 // (see there), with the reshaped product on wgmma (sm_90a) instead of mma.sync.
 //
-// CTA = 2 consumer warpgroups x 64 query groups (BM = 128) against tiles of 128 key groups;
+// CTA = kWG consumer warpgroups x 64 query groups (BM = 64 kWG) against tiles of 256 key groups;
 // reduction chunks of 64 head_dim values (128 B rows). Both operands sit in shared memory in
 // the canonical 128-byte-swizzled K-major layout (16-byte chunk c of row r stored at chunk
-// c ^ (r % 8); tile bases 1024-byte aligned), filled by cp.async from the strided gather and
-// read by wgmma.mma_async m64n256k16 through matrix descriptors (SBO = 1024 B between 8-row
-// groups; +32 B per k16 step inside the swizzle atom). cp.async writes are generic-proxy
-// writes, so each thread fences the async proxy before the barrier that precedes wgmma.
-// The accumulator layout per n8 chunk equals mma.sync's, so the epilogue is the same.
+// c ^ (r % 8); tile bases 1024-byte aligned), filled by TMA (or cp.async from the strided gather
+// when TMA cannot describe it) and read by wgmma.mma_async m64n256k16 through matrix descriptors
+// (SBO = 1024 B between 8-row groups; +32 B per k16 step inside the swizzle atom). cp.async writes
+// are generic-proxy writes, so each thread fences the async proxy before the barrier that
+// precedes wgmma. The accumulator layout per n8 chunk equals mma.sync's, so the epilogue is the
+// same.
+//
+// Two shapes: kWG 2 (128 x 256 tiles, plus a producer warp on the TMA path: 288 threads) and
+// kWG 3 (192 x 256 tiles, TMA only, 384 threads, thread 0 also issues the loads). Per 64-column
+// chunk a CTA reads (BM + 256) x 128 B from L2 for 2 BM 256 64 FLOP: 87 FLOP/B at kWG 2, 110 at
+// kWG 3 (-21% L2 bytes per FLOP). The v11 kernel pulled ~21 B/clk/SM from L2, about what L2
+// gives, hence the wider tile. Three consumer warpgroups and a producer warp (416 threads) would
+// leave 128 registers per thread (13 warps are allocated like 16, and CUDA 13 ptxas does not
+// allocate above the entry count after setmaxnreg.inc), too few for a 128-float accumulator.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -28,14 +37,17 @@ namespace {
 #define XATTN_SM90A 1
 #endif
 
-constexpr int kBM = 128;           // 2 warpgroups x 64 query groups
 constexpr int kBN = 256;           // key groups per tile (m64n256k16)
 [[maybe_unused]] constexpr int kAcc = kBN / 2;  // accumulator floats per thread
-constexpr int kMinGroupsPerBlock = 4;  // block-sum buffer is kBN / 4 wide
+constexpr int kMinGroupsPerBlock = 4;  // the epilogue stores blocks of >= 4 groups
 constexpr int kBK = 64;            // 64 bf16 = 128 B = one swizzle atom row
-constexpr int kStages = 4;         // with a prefetch distance of 2
-constexpr int kThreads = 256;       // consumer threads (2 warpgroups)
-constexpr int kTmaThreads = kThreads + 32;  // TMA path: plus one producer warp
+constexpr int kStages = 4;         // with a prefetch distance of 2 (more with the producer warp)
+
+// Threads of a kWG-warpgroup CTA: the consumers, plus a producer warp on the kWG 2 TMA path.
+template <int kWG, bool kTma>
+constexpr int cta_threads() {
+  return 128 * kWG + (kTma && kWG == 2 ? 32 : 0);
+}
 
 #ifdef XATTN_SM90A
 using namespace ptx;
@@ -87,10 +99,12 @@ __device__ __forceinline__ void wgmma<__half>(float (&d)[kAcc], uint64_t a, uint
 }
 #endif
 
+// 4 stages x (24 + 32) KB + 1.6 KB at kBM 192: 226 KB, with the 1 KB alignment slack exactly the
+// 227 KB a CTA may have.
+template <int kBM>
 struct alignas(1024) Smem90 {
-  uint16_t q[kStages][kBM * kBK];  // 16 KB per stage, swizzled rows of 128 B
+  uint16_t q[kStages][kBM * kBK];  // 16 or 24 KB per stage, swizzled rows of 128 B
   uint16_t k[kStages][kBN * kBK];
-  float acc[kBM][kBN / kMinGroupsPerBlock];  // one tile's block sums per row
   float row_max[kBM];
   float row_sum[kBM];
   uint64_t full[kStages];   // TMA path: the stage's Q and K chunks have landed
@@ -125,14 +139,19 @@ struct SplitArgs {
   int row_tiles = 0;  // row tiles in the grid
 };
 
-template <typename T, bool kTma>
-__global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps allocate like 12 (__maxnreg__(224) fails to launch)
+template <typename T, bool kTma, int kWG>
+__global__ void __launch_bounds__(cta_threads<kWG, kTma>(), 1)  // 168 registers (9 warps allocate like 12)
     score_kernel_sm90(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                       const ScoreParams p, const SplitArgs sp) {
 #ifdef XATTN_SM90A
+  constexpr int kBM = 64 * kWG;            // query groups per CTA
+  constexpr int kThreads = 128 * kWG;      // consumer threads
+  constexpr bool kProducerWarp = kTma && kWG == 2;
+  constexpr bool kInlineProducer = kTma && !kProducerWarp;  // thread 0 issues the loads in its loop
+  static_assert(kTma || kWG == 2, "the three-warpgroup kernel is TMA-only");
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   // The dynamic shared window is 1024-byte aligned in practice; align explicitly anyway.
-  Smem90& sm = *reinterpret_cast<Smem90*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  auto& sm = *reinterpret_cast<Smem90<kBM>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   ScoreTile tile_geo;
   // Grid x: row tile r and key-range part s as x = r * nsplit + s.
   const int bx = static_cast<int>(blockIdx.x);
@@ -186,18 +205,13 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     cp_async_commit();
   };
 
-  const bool producer = threadIdx.x == 0;     // initialises the barriers
   const bool is_consumer = threadIdx.x < kThreads;
-  auto wg_sync = [&] {  // this consumer warpgroup (TMA path: named barriers 2 and 3)
-    if constexpr (kTma) asm volatile("bar.sync %0, 128;\n" ::"r"(2 + wg) : "memory");
-    else __syncthreads();
-  };
-  auto consumers_sync = [] {  // both consumer warpgroups (TMA path: the producer warp has left)
-    if constexpr (kTma) asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory");
+  auto consumers_sync = [] {  // every consumer thread (the producer warp, if any, has left)
+    if constexpr (kProducerWarp) asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory");
     else __syncthreads();
   };
   // TMA: chunk n of the stream into stage n % kStages once its previous use (chunk n - kStages)
-  // has been released by every warp.
+  // has been released by every consumer warp.
   auto issue = [&](int n) {
     if (n >= total) return;
     const int st = n % kStages;
@@ -211,7 +225,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     tma::load_5d(smem_u32(sm.k[st]), &tm_k, d0, t, (tile_begin + tile) * kBN, hk, b, full);
   };
   if constexpr (kTma) {
-    if (producer) {
+    if (threadIdx.x == 0) {
       for (int st = 0; st < kStages; ++st) {
         tma::mbar_init(smem_u32(&sm.full[st]), 1);
         tma::mbar_init(smem_u32(&sm.empty[st]), kThreads / 32);
@@ -227,16 +241,13 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
 
   const float scale2 = p.scale / static_cast<float>(S) * kLog2e;  // > 0 (antidiagonal_scores_sm90)
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
-  if (is_consumer)
-    for (int x = threadIdx.x; x < kBM * (kBN / kMinGroupsPerBlock); x += kThreads) (&sm.acc[0][0])[x] = 0.f;
-  __syncthreads();  // the zeroed block sums before any epilogue adds to them (the TMA path has no other barrier)
   float acc[kAcc];  // the first k16 step of each tile overwrites it (scale-d 0)
 #pragma unroll
   for (int z = 0; z < kAcc; ++z) acc[z] = 0.f;
 
   // Loads run kPrefetch chunks ahead; one wgmma group stays in flight. The stage refilled at
-  // iteration `it` was last read by wgmma(it - kPrefetch - ... ) which every warpgroup has
-  // waited for before the barrier of this iteration (wait_group 1 at it - 1 retires it - 2).
+  // iteration `it` was last read by wgmma(it - 2), which every warp released (or, on the cp.async
+  // path, waited for before this iteration's barrier: wait_group 1 at it - 1 retires it - 2).
   constexpr int kPrefetch = kStages - 2;
   if constexpr (!kTma) {
 #pragma unroll
@@ -246,16 +257,26 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
   // (When it stayed for a CTA-wide __syncthreads instead — lanes 1-31 parked at a __syncwarp or the
   // whole warp waiting on each stage — racecheck reported the row max/sum writes racing the
   // finalisation in 2-4 hazards per run; with it gone, 4 of 4 runs were clean.)
-  if (kTma && !is_consumer) {
-    if (lane == 0)
-      for (int n = 0; n < total; ++n) issue(n);
-    return;
+  if constexpr (kProducerWarp) {
+    if (!is_consumer) {
+      if (lane == 0)
+        for (int n = 0; n < total; ++n) issue(n);
+      return;
+    }
   }
+  int next = 0;  // kInlineProducer: the next chunk thread 0 issues
   for (int tile = 0; tile < n_tiles; ++tile) {  // local index; key tile tile_begin + tile
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
     for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
       const int it = tile * chunks_per_tile + chunk;
       const int st = it % kStages;
+      if constexpr (kInlineProducer) {
+        // Chunks up to it + 2: their stages were last read by chunk it - 2, which this warp released
+        // in the previous iteration; the wait is for the slowest other warp.
+        if (threadIdx.x == 0)
+          for (; next <= it + kPrefetch && next < total; ++next) issue(next);
+        __syncwarp();
+      }
       if constexpr (kTma) {
         tma::mbar_wait(smem_u32(&sm.full[st]), (it / kStages) & 1);
       } else {
@@ -283,12 +304,14 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     if constexpr (kTma) release((tile + 1) * chunks_per_tile - 1);
 
-    // ---- epilogue of one 128 x 256 tile of logits ----
+    // ---- epilogue of one kBM x 256 tile of logits ----
     // Only tiles that reach past the key length, the last row or the causal diagonal mask
     // elements (warp-uniform test); the scale is folded into the exponent (max commutes with a
     // positive scale) and 2^x is one MUFU.EX2 (ex2.approx.ftz: ~2 ulp, far below what selection
     // can see). Each thread sums its columns of one block before the quad reduction, so a block of
-    // gpb >= 16 groups costs one set of shuffles instead of gpb / 8.
+    // gpb >= 16 groups costs one set of shuffles instead of gpb / 8. The block sums go straight to
+    // the workspace (no shared-memory buffer and no barrier): lane c of a quad keeps every fourth
+    // block, so one store writes 16 contiguous bytes per row.
     const int j0 = (tile_begin + tile) * kBN;
     const bool interior = j0 + kBN <= j_end && i0 + kBM <= nq &&
                           (!p.causal || (j0 + kBN - 1) * S <= i0 * S + off + S - 1);
@@ -318,9 +341,13 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     l_a = (nm_a == -INFINITY) ? 0.f : l_a * fast_exp2(m_a - nm_a);
     l_b = (nm_b == -INFINITY) ? 0.f : l_b * fast_exp2(m_b - nm_b);
     const float sub_a = (nm_a == -INFINITY) ? 0.f : nm_a, sub_b = (nm_b == -INFINITY) ? 0.f : nm_b;
+    float* wa = ws + static_cast<int64_t>(row_a) * ws_row + j0 / gpb;  // this tile's first block
+    float* wb = ws + static_cast<int64_t>(row_b) * ws_row + j0 / gpb;
+    const int nkb = min(kBN / gpb, kb_count - j0 / gpb);  // blocks of this tile inside the row
+    const bool ok_a = row_a < nq, ok_b = row_b < nq;
     if (gpb >= 8) {
-      const int per = gpb / 8;  // n8 chunks per block: 1, 2 or 4 (gpb 8, 16, 32)
-      float pa = 0.f, pb = 0.f;
+      const int per = gpb / 8;  // n8 chunks per block: 1, 2, 4 or 8 (gpb 8 ... 64)
+      float pa = 0.f, pb = 0.f, keep_a = 0.f, keep_b = 0.f;
 #pragma unroll
       for (int n = 0; n < kBN / 8; ++n) {
         pa += fast_exp2(fmaf(acc[4 * n], scale2, -sub_a)) + fast_exp2(fmaf(acc[4 * n + 1], scale2, -sub_a));
@@ -332,47 +359,42 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
           pa += __shfl_xor_sync(0xffffffffu, pa, 2);
           pb += __shfl_xor_sync(0xffffffffu, pb, 1);
           pb += __shfl_xor_sync(0xffffffffu, pb, 2);
-          if (c == 0) {
-            sm.acc[ra][(n * 8) / gpb] += pa;
-            sm.acc[rb][(n * 8) / gpb] += pb;
+          const int kbl = (n * 8) / gpb;  // block within the tile; a tile holds a multiple of 4
+          if ((kbl & 3) == c) keep_a = pa, keep_b = pb;
+          if ((kbl & 3) == 3) {
+            const int x = kbl - 3 + c;
+            if (x < nkb) {
+              if (ok_a) wa[x] = keep_a;
+              if (ok_b) wb[x] = keep_b;
+            }
           }
           pa = pb = 0.f;
         }
       }
-    } else {
+    } else {  // gpb 4: lanes c 0-1 and 2-3 of a quad share a block
 #pragma unroll
       for (int n = 0; n < kBN / 8; ++n) {
-        const float pa = fast_exp2(fmaf(acc[4 * n], scale2, -sub_a)) + fast_exp2(fmaf(acc[4 * n + 1], scale2, -sub_a));
-        const float pb =
-            fast_exp2(fmaf(acc[4 * n + 2], scale2, -sub_b)) + fast_exp2(fmaf(acc[4 * n + 3], scale2, -sub_b));
+        float pa = fast_exp2(fmaf(acc[4 * n], scale2, -sub_a)) + fast_exp2(fmaf(acc[4 * n + 1], scale2, -sub_a));
+        float pb = fast_exp2(fmaf(acc[4 * n + 2], scale2, -sub_b)) + fast_exp2(fmaf(acc[4 * n + 3], scale2, -sub_b));
         l_a += pa;
         l_b += pb;
-        if (pa != 0.f) atomicAdd(&sm.acc[ra][(n * 8 + 2 * c) / gpb], pa);
-        if (pb != 0.f) atomicAdd(&sm.acc[rb][(n * 8 + 2 * c) / gpb], pb);
+        pa += __shfl_xor_sync(0xffffffffu, pa, 1);
+        pb += __shfl_xor_sync(0xffffffffu, pb, 1);
+        const int x = 2 * n + c / 2;
+        if ((c & 1) == 0 && x < nkb) {
+          if (ok_a) wa[x] = pa;
+          if (ok_b) wb[x] = pb;
+        }
       }
     }
     m_a = nm_a;
     m_b = nm_b;
-    // Each warpgroup flushes its own 64 rows behind its own barrier, so on the TMA path one
-    // warpgroup's epilogue can overlap the other's wgmmas (they meet only at the stage barriers).
-    wg_sync();
-    const int nkb = kBN / gpb, nkb_log2 = __ffs(nkb) - 1;  // a power of two
-    for (int x = threadIdx.x % 128; x < 64 * nkb; x += 128) {
-      const int r = wg * 64 + (x >> nkb_log2), kbl = x & (nkb - 1);
-      const int J = j0 / gpb + kbl;
-      if (i0 + r < nq && J < kb_count) ws[static_cast<int64_t>(i0 + r) * ws_row + J] = sm.acc[r][kbl];
-      sm.acc[r][kbl] = 0.f;
-    }
     if (c == 0) {
       // Running max after this tile, in the slot of its first 64-group sub-tile.
       const int slot = kb_count + (kBN / 64) * (tile_begin + tile);
-      if (row_a < nq) ws[static_cast<int64_t>(row_a) * ws_row + slot] = m_a;
-      if (row_b < nq) ws[static_cast<int64_t>(row_b) * ws_row + slot] = m_b;
+      if (ok_a) ws[static_cast<int64_t>(row_a) * ws_row + slot] = m_a;
+      if (ok_b) ws[static_cast<int64_t>(row_b) * ws_row + slot] = m_b;
     }
-    // The flushed block sums are zero again before any warp adds the next tile's: on the TMA path
-    // nothing else orders them, and with few chunks per tile (S*D/64 <= 4) a fast warp can reach the
-    // next epilogue while another still flushes (racecheck found it, 2026-11-27).
-    wg_sync();
   }
   cp_async_wait<0>();
 
@@ -397,13 +419,14 @@ __global__ void __launch_bounds__(kTmaThreads, 1)  // 168 registers: 9 warps all
     sm.row_max[rb] = m_b;
     sm.row_sum[rb] = l_b;
   }
-  consumers_sync();
+  consumers_sync();  // also orders this CTA's workspace stores before the finalisation reads them
   score_finalize<kBM, kBN>(p, tile_geo, n_tiles, sm.row_max, sm.row_sum, threadIdx.x, kThreads);
 #endif
 }
 
 // After a split launch: each row's max and sum from its parts, then the block scores as in the
 // unsplit kernel's own finish. One CTA per row tile, as in the scoring grid.
+template <int kBM>
 __global__ void __launch_bounds__(256) score_combine_sm90(const ScoreParams p, const SplitArgs sp) {
   __shared__ float row_max[kBM], row_sum[kBM];
   ScoreTile t;
@@ -430,7 +453,7 @@ __global__ void __launch_bounds__(256) score_combine_sm90(const ScoreParams p, c
 
 // How many CTAs share a row tile: enough that the distinct Q tiles alive at once (one wave of the
 // grid) stay within ~8 MB of L2. XATTN_SCORING_SPLIT=n overrides (1 = no split).
-SplitArgs choose_split(const ScoreParams& p, int row_tiles) {
+SplitArgs choose_split(const ScoreParams& p, int row_tiles, int bm) {
   SplitArgs sp;
   sp.row_tiles = row_tiles;
   const int nk = (p.k_len + p.stride - 1) / p.stride;
@@ -441,7 +464,7 @@ SplitArgs choose_split(const ScoreParams& p, int row_tiles) {
   } else {
     int dev = 0, sms = 132;
     if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    const double q_tile_bytes = static_cast<double>(kBM) * p.stride * p.head_dim * 2;
+    const double q_tile_bytes = static_cast<double>(bm) * p.stride * p.head_dim * 2;
     want = static_cast<int>(std::ceil(sms * q_tile_bytes / (8.0 * 1024 * 1024)));
   }
   want = std::max(1, std::min(want, max_tiles));
@@ -451,20 +474,21 @@ SplitArgs choose_split(const ScoreParams& p, int row_tiles) {
   return sp;
 }
 
-template <typename T, bool kTma>
+template <typename T, bool kTma, int kWG>
 cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const ScoreParams& p, cudaStream_t stream) {
+  constexpr int kBM = 64 * kWG;
   const int nq = (p.q_len + p.stride - 1) / p.stride;
   const int tiles = (nq + kBM - 1) / kBM;
-  const SplitArgs sp = choose_split(p, tiles);
+  const SplitArgs sp = choose_split(p, tiles, kBM);
   const dim3 grid(tiles * sp.nsplit, p.q_heads, p.batch);
-  const size_t smem = sizeof(Smem90) + 1024;
-  auto* kernel = score_kernel_sm90<T, kTma>;
+  const size_t smem = sizeof(Smem90<kBM>) + 1024;
+  auto* kernel = score_kernel_sm90<T, kTma, kWG>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (e != cudaSuccess) return e;
-  kernel<<<grid, kTma ? kTmaThreads : kThreads, smem, stream>>>(mq, mk, p, sp);
+  kernel<<<grid, cta_threads<kWG, kTma>(), smem, stream>>>(mq, mk, p, sp);
   if (sp.nsplit > 1) {
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
-    score_combine_sm90<<<dim3(tiles, p.q_heads, p.batch), 256, 0, stream>>>(p, sp);
+    score_combine_sm90<kBM><<<dim3(tiles, p.q_heads, p.batch), 256, 0, stream>>>(p, sp);
   }
   return cudaGetLastError();
 }
@@ -481,14 +505,19 @@ bool make_group_map(CUtensorMap* map, const void* base, DType dtype, int head_di
   return tma::encode_map(map, base, dtype, 5, dims, strides, box);
 }
 
+// TMA-describable inputs take the three-warpgroup kernel (XATTN_SCORING_WARPGROUPS=2 forces the
+// two-warpgroup one, for comparison); the rest gather with cp.async in the two-warpgroup kernel.
 template <typename T>
 cudaError_t launch_sm90(const ScoreParams& p, cudaStream_t stream) {
+  const char* env = std::getenv("XATTN_SCORING_WARPGROUPS");
+  const int wgs = env && std::atoi(env) == 2 ? 2 : 3;
   CUtensorMap mq{}, mk{};
   const bool tma = make_group_map(&mq, p.q, p.dtype, p.head_dim, p.q_len, p.stride, p.q_heads, p.batch, p.q_stride_l,
-                                  p.q_stride_h, p.q_stride_b, kBM) &&
+                                  p.q_stride_h, p.q_stride_b, 64 * wgs) &&
                    make_group_map(&mk, p.k, p.dtype, p.head_dim, p.k_len, p.stride, p.kv_heads, p.batch, p.k_stride_l,
                                   p.k_stride_h, p.k_stride_b, kBN);
-  return tma ? launch_kernel<T, true>(mq, mk, p, stream) : launch_kernel<T, false>(mq, mk, p, stream);
+  if (!tma) return launch_kernel<T, false, 2>(mq, mk, p, stream);
+  return wgs == 3 ? launch_kernel<T, true, 3>(mq, mk, p, stream) : launch_kernel<T, true, 2>(mq, mk, p, stream);
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 #   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention
 #          bench-text bench-t2v sass
 #   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
+#   A step NAME=VALUE exports that variable for the steps after it, e.g.
+#   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
+#   (each bench-scoring run writes its own scoring-N.md, headed by the XATTN_* settings).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}
@@ -12,10 +15,14 @@ BUILD_DIR=${BUILD_DIR:-build-gpu}
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(build tests ops)
 declare -a table
+n_scoring=0
 status() { table+=("$(printf '%-12s %-6s %s' "$1" "$2" "$3")"); }
 
 for s in "${steps[@]}"; do
   case "$s" in
+    [A-Z]*=*)
+      export "${s?}"
+      status env set "$s" ;;
     build)
       t0=$(date +%s)
       if bash scripts/gpu-build.sh > "$OUT/gpu-build.log" 2>&1; then
@@ -51,19 +58,24 @@ for s in "${steps[@]}"; do
       rc=0
       for tool in memcheck racecheck; do
         compute-sanitizer --tool $tool --error-exitcode 9 "$BUILD_DIR/tests/core/xattn_tests_attention_cuda" \
-          --gtest_filter='*Selection*:*BlockSparseAttention*:*ScoresMatch*:*Split*' > "$OUT/sanitize-$tool.log" 2>&1 || rc=1
+          --gtest_filter='*Selection*:*BlockSparseAttention*:*ScoresMatch*:*Split*:*Warpgroup*' > "$OUT/sanitize-$tool.log" 2>&1 || rc=1
       done
       status sanitize "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT"/sanitize-*.log | sed 's/=* *//' | tr '\n' ';') ($(( $(date +%s) - t0 )) s)" ;;
     bench-scoring)
       t0=$(date +%s)
-      if "$BUILD_DIR/bin/xattn" bench scoring -o md --out "$OUT/scoring.md" > /dev/null 2> "$OUT/scoring.err"; then
-        status scoring ok "$(( $(date +%s) - t0 )) s, table in scoring.md"
+      n_scoring=$((n_scoring + 1))
+      f="scoring-$n_scoring.md"
+      settings="$(env | grep -E '^XATTN_' | sort | tr '\n' ' ')"
+      if "$BUILD_DIR/bin/xattn" bench scoring ${SCORING_ARGS:-} -o md --out "$OUT/$f.tmp" > /dev/null 2> "$OUT/scoring-$n_scoring.err"; then
+        status scoring ok "$(( $(date +%s) - t0 )) s, table in $f ${settings:-(defaults)}"
       else
-        status scoring FAIL "see scoring.err"; tail -5 "$OUT/scoring.err"
+        status scoring FAIL "see scoring-$n_scoring.err"; tail -5 "$OUT/scoring-$n_scoring.err"
       fi
+      { echo "settings: ${settings:-(defaults)}"; echo; cat "$OUT/$f.tmp" 2>/dev/null; } > "$OUT/$f"
+      rm -f "$OUT/$f.tmp"
       cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" > "$OUT/kernels.sass" 2>&1
       status sass info "HMMA $(grep -c HMMA "$OUT/kernels.sass") HGMMA $(grep -c HGMMA "$OUT/kernels.sass") LDL/STL $(grep -cE 'LDL|STL' "$OUT/kernels.sass")"
-      cat "$OUT/scoring.md" ;;
+      cat "$OUT/$f" ;;
     bench-attention)
       t0=$(date +%s)
       if "$BUILD_DIR/bin/xattn" bench attention ${BENCH_CASES:+--cases $BENCH_CASES} -o md --out "$OUT/attention.md" > /dev/null 2> "$OUT/attention.err"; then

@@ -59,7 +59,11 @@ AttentionOptions opts_for(const Case& c, at::Device dev) {
 TEST(XAttentionCuda, ScoresMatchTheReference) {
   REQUIRE_CUDA_KERNELS();
   at::manual_seed(31);
+  // Lengths that are multiples of the stride take the TMA kernels (three warpgroups by default,
+  // two with XATTN_SCORING_WARPGROUPS=2); the others the cp.async gather.
+  for (const char* wgs : {"3", "2"})
   for (const Case& c : kCases) {
+    ::setenv("XATTN_SCORING_WARPGROUPS", wgs, 1);
     at::Tensor q = at::randn({c.B, c.Lq, c.H, c.D}).mul(1.5).to(c.dtype).cuda();
     at::Tensor k = at::randn({c.B, c.Lk, c.Hkv, c.D}).to(c.dtype).cuda();
     AttentionOptions o = opts_for(c, at::kCUDA);
@@ -70,8 +74,51 @@ TEST(XAttentionCuda, ScoresMatchTheReference) {
     // Reference in fp32 from the same rounded inputs: only the summation order differs.
     const at::Tensor want = antidiagonal_block_scores(q.cpu().to(at::kFloat), k.cpu().to(at::kFloat), c.S, c.bs, r);
     EXPECT_TRUE(at::allclose(got, want, 1e-3, 2e-5))
-        << "Lq " << c.Lq << " Lk " << c.Lk << " S " << c.S << " max diff " << (got - want).abs().max().item<float>();
+        << "warpgroups " << wgs << " Lq " << c.Lq << " Lk " << c.Lk << " S " << c.S << " max diff "
+        << (got - want).abs().max().item<float>();
   }
+  ::unsetenv("XATTN_SCORING_WARPGROUPS");
+}
+
+// The three-warpgroup kernel (192 query groups per CTA) and the two-warpgroup one (128) give the
+// same scores: every stride and block size the wgmma path takes, head dims 64 and 128, fp16, GQA,
+// batch with per-batch key lengths, causal with an offset, split and unsplit key ranges.
+TEST(XAttentionCuda, ThreeWarpgroupScoringKernelMatchesTheTwoWarpgroupOne) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(43);
+  struct Shape {
+    int64_t B, Lq, Lk, H, Hkv, D, S, bs;
+    bool causal;
+    at::ScalarType dtype;
+  };
+  const Shape shapes[] = {
+      {1, 8 * 500, 8 * 500, 2, 1, 128, 8, 128, false, at::kBFloat16},   // 3 row tiles of 192, last partial
+      {2, 16 * 300, 16 * 420, 4, 2, 64, 16, 128, false, at::kHalf},     // GQA, batch, key lengths
+      {1, 8 * 410, 8 * 700, 3, 1, 128, 8, 64, true, at::kBFloat16},     // causal, offset, block 64
+      {1, 4 * 800, 4 * 800, 2, 2, 128, 4, 128, true, at::kBFloat16},    // stride 4 (32 groups per block)
+      {1, 32 * 200, 32 * 260, 2, 1, 64, 32, 128, false, at::kBFloat16}, // stride 32 (4 groups per block)
+  };
+  for (const Shape& c : shapes) {
+    at::Tensor q = at::randn({c.B, c.Lq, c.H, c.D}).mul(1.5).to(c.dtype).cuda();
+    at::Tensor k = at::randn({c.B, c.Lk, c.Hkv, c.D}).to(c.dtype).cuda();
+    AttentionOptions o;
+    o.causal = c.causal;
+    o.backend = Backend::kCuda;
+    if (c.B > 1) o.key_lengths = at::tensor(std::vector<int64_t>{c.Lk, c.Lk - 777}).cuda();
+    for (const char* parts : {"1", "3"}) {
+      ::setenv("XATTN_SCORING_SPLIT", parts, 1);
+      ::setenv("XATTN_SCORING_WARPGROUPS", "2", 1);
+      const at::Tensor two = antidiagonal_block_scores(q, k, c.S, c.bs, o).cpu();
+      ::setenv("XATTN_SCORING_WARPGROUPS", "3", 1);
+      const at::Tensor three = antidiagonal_block_scores(q, k, c.S, c.bs, o).cpu();
+      EXPECT_TRUE(at::allclose(three, two, 1e-5, 1e-7))
+          << "Lq " << c.Lq << " S " << c.S << " parts " << parts << " max diff "
+          << (three - two).abs().max().item<float>();
+      EXPECT_GT(three.sum().item<float>(), 0.f);
+    }
+  }
+  ::unsetenv("XATTN_SCORING_SPLIT");
+  ::unsetenv("XATTN_SCORING_WARPGROUPS");
 }
 
 // Splitting each row tile's key range over several CTAs (XATTN_SCORING_SPLIT=n; chosen
