@@ -300,6 +300,14 @@ int run_bench(const std::vector<std::string>& args) {
 #ifdef XATTN_WITH_VIDEO
   if (routine == "video") return run_video_cmd(rest);
 #endif
+#ifndef XATTN_WITH_CUDA
+  for (const char* gpu : {"scoring", "attention", "text-encoder", "t2v-step"})
+    if (routine == gpu)
+      throw UsageError("bench " + routine + " needs a CUDA GPU and this xattn was built without CUDA (`xattn info`)");
+#endif
+#ifndef XATTN_WITH_VIDEO
+  if (routine == "video") throw UsageError("bench video needs FFmpeg and this xattn was built without it (`xattn info`)");
+#endif
   const std::string near = closest(routine, {"proxy", "density", "scoring", "attention", "text-encoder", "t2v-step", "video"});
   throw UsageError("bench: unknown routine '" + routine + "'" + (near.empty() ? "" : " (did you mean " + near + "?)"));
 }
