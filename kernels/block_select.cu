@@ -80,6 +80,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p, 
   int limit = kThreads * IPT;
   if (p.selection == Selection::kTopK) limit = p.top_k;
   if (p.selection == Selection::kTopRatio) limit = max(1, static_cast<int>(ceilf(p.top_ratio * n_allowed)));
+  float my_kept_mass = 0.f;
 #pragma unroll
   for (int i = 0; i < IPT; ++i) {
     const int pos = threadIdx.x * IPT + i;
@@ -94,6 +95,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p, 
         keep = pos < limit;
       }
     }
+    if (keep) my_kept_mass += mass[i];
     if (J >= 0) {
       tmp.post.flag[J] = keep ? 1 : 0;
       p.mask[row * kb + J] = keep;
@@ -107,6 +109,14 @@ __global__ void __launch_bounds__(kThreads) select_kernel(const SelectParams p, 
   for (int i = 0; i < IPT; ++i) f[i] = tmp.post.flag[threadIdx.x * IPT + i];
   int kept = 0;
   ScanI(tmp.post.scan_i).ExclusiveSum(f, rank, kept);
+  if (p.row_mass) {  // kept and total mass of the row, for the density statistics (no ATen pass over the scores)
+    float kept_mass = 0.f, ignored;
+    ScanF(tmp.post.scan_f).ExclusiveSum(my_kept_mass, ignored, kept_mass);
+    if (threadIdx.x == 0) {
+      p.row_mass[2 * row] = kept_mass;
+      p.row_mass[2 * row + 1] = total;
+    }
+  }
 #pragma unroll
   for (int i = 0; i < IPT; ++i) {
     const int J = threadIdx.x * IPT + i;

@@ -51,6 +51,7 @@ struct SelectParams {
   int32_t* counts = nullptr;            // out [B, H, Qb]
   unsigned long long* kept = nullptr;       // out [B, H], zeroed by the caller, accumulated
   unsigned long long* computable = nullptr; // out [B, H], zeroed by the caller, accumulated
+  float* row_mass = nullptr;            // optional out [B, H, Qb, 2]: kept and total score mass per row
   int batch = 0, heads = 0, q_len = 0, k_len = 0, block_size = 128;
   bool causal = false, force_sink = true, force_diagonal = true;
   Selection selection = Selection::kThreshold;

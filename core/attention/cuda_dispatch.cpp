@@ -101,6 +101,7 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
   m.counts = buffer(opts, "counts", {B, H, qb}, at::kInt, dev);
   m.kept = buffer(opts, "kept", {B, H}, at::kLong, dev).zero_();
   m.computable = buffer(opts, "computable", {B, H}, at::kLong, dev).zero_();
+  const at::Tensor row_mass = buffer(opts, "row_mass", {B, H, qb, 2}, at::kFloat, dev);
   const at::Tensor lens = key_lengths_int(opts, dev);
   at::Tensor taus;
   kernels::SelectParams p;
@@ -121,6 +122,7 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
   p.counts = m.counts.data_ptr<int32_t>();
   p.kept = reinterpret_cast<unsigned long long*>(m.kept.data_ptr<int64_t>());
   p.computable = reinterpret_cast<unsigned long long*>(m.computable.data_ptr<int64_t>());
+  p.row_mass = row_mass.data_ptr<float>();
   p.batch = static_cast<int>(B), p.heads = static_cast<int>(H);
   p.q_len = static_cast<int>(q_len), p.k_len = static_cast<int>(k_len), p.block_size = cfg.block_size;
   p.causal = opts.causal, p.force_sink = cfg.force_sink, p.force_diagonal = cfg.force_diagonal;
@@ -131,7 +133,10 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
   p.top_ratio = static_cast<float>(cfg.top_ratio);
   check(kernels::select_blocks(p, at::cuda::getCurrentCUDAStream(dev.index())), "select_blocks");
   if (cfg.keep_scores) m.scores = scores;
-  m.kept_mass = ((scores * m.mask).sum({2, 3}) / scores.sum({2, 3}).clamp_min(1e-30)).to(at::kDouble);
+  // Per-row kept and total mass from the kernel, summed over rows: two small reductions instead of
+  // a masked product and two sums over all B x H x Qb x Kb scores.
+  const at::Tensor mass = row_mass.sum(2).to(at::kDouble);  // [B, H, 2]
+  m.kept_mass = mass.select(2, 0) / mass.select(2, 1).clamp_min(1e-30);
   return m;
 }
 

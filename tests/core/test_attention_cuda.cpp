@@ -192,6 +192,12 @@ TEST(XAttentionCuda, SelectionMatchesTheReferenceUpToNearThresholdRows) {
       EXPECT_TRUE(at::equal(got.counts.cpu(), m.sum(-1).to(at::kInt)));
       EXPECT_TRUE(at::equal(got.computable.cpu(), ref.computable));
       EXPECT_TRUE(at::equal(got.kept.cpu(), m.sum({2, 3}).to(at::kLong)));
+      // Kept share of the mass (summed per row in the kernel): the same as over the kernel's own
+      // mask in double precision.
+      const at::Tensor sc = scores.cpu().to(at::kDouble);
+      const at::Tensor want_mass = (sc * m).sum({2, 3}) / sc.sum({2, 3}).clamp_min(1e-30);
+      EXPECT_TRUE(at::allclose(got.kept_mass.cpu(), want_mass, 1e-5, 1e-7))
+          << sel << " max diff " << (got.kept_mass.cpu() - want_mass).abs().max().item<double>();
       // Index lists: the kept blocks ascending, then -1.
       const at::Tensor idx = got.indices.cpu();
       const at::Tensor cols = at::arange(m.size(3)).to(at::kInt).expand_as(idx);
