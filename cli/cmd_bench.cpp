@@ -189,8 +189,9 @@ int run_attention_cmd(const std::vector<std::string>& args) {
               "the whole estimate + attend call) and LibTorch SDPA's cuDNN and FlashAttention-2 dense backends\n"
               "on the same random bf16 inputs (head_dim 128) in one process. Effective TF/s counts the FLOPs of\n"
               "the computed blocks. video-720p also runs tau 0.9 threshold selection on the synthetic video\n"
-              "workload tuned to ~35% density. XATTN_ATTENTION_KERNEL=mma_sync|wgmma|wgmma_cp_async forces a\n"
-              "kernel generation (default: wgmma fed by TMA on Hopper).");
+              "workload tuned to ~35% density. XATTN_ATTENTION_KERNEL=mma_sync|wgmma|wgmma_inline|wgmma_cp_async\n"
+              "forces a kernel generation (default: wgmma fed by TMA from a producer warpgroup on Hopper;\n"
+              "wgmma_inline: TMA issued by a consumer thread, the previous generation).");
   p.flag("--cases", "LIST", "comma-separated cases: causal-8k..causal-128k, video-720p (default: causal-32k,causal-128k,video-720p)", &cases);
   p.flag("--stride", "N", "stride of the estimate in the full call", &cfg.stride);
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);

@@ -220,7 +220,8 @@ cudaError_t block_sparse_attention(const AttentionParams& p, cudaStream_t stream
   if (p.impl != AttentionImpl::kMmaSync && cudaGetDevice(&dev) == cudaSuccess &&
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9)
     return block_sparse_attention_sm90(p, stream);
-  if (p.impl == AttentionImpl::kWgmma || p.impl == AttentionImpl::kWgmmaCpAsync) return cudaErrorInvalidDeviceFunction;
+  if (p.impl == AttentionImpl::kWgmma || p.impl == AttentionImpl::kWgmmaCpAsync || p.impl == AttentionImpl::kWgmmaInline)
+    return cudaErrorInvalidDeviceFunction;
   const bool bf = p.dtype == DType::kBF16;
   if (p.head_dim == 128) return bf ? launch<__nv_bfloat16, 128>(p, stream) : launch<__half, 128>(p, stream);
   return bf ? launch<__nv_bfloat16, 64>(p, stream) : launch<__half, 64>(p, stream);

@@ -12,9 +12,13 @@
 //                64-column halves, SBO = 1024 B between 8-key groups).
 // Tiles sit in shared memory as 128-byte rows (64 elements) in 64-column halves, 16-byte chunk c
 // of row r at chunk c ^ (r % 8): the canonical 128B-swizzle layout wgmma reads and TMA writes.
-// K/V go through 3 stages, loaded two blocks ahead:
-//   TMA path (default): thread 0 issues cp.async.bulk.tensor loads; per-stage full mbarriers
+// K/V go through 3 stages:
+//   TMA path (default): a third, producer warpgroup (setmaxnreg.dec 24; the consumers take 240)
+//     issues cp.async.bulk.tensor loads up to 3 blocks ahead; per-stage full mbarriers
 //     (transaction counts) and empty mbarriers (one arrive per consumer warp) replace CTA barriers.
+//     XATTN_ATTENTION_KERNEL=wgmma_inline keeps the previous generation, where consumer thread 0
+//     issued them two blocks ahead inside its own loop (and stalled its warpgroup whenever the
+//     other one still read the stage): 10% slower (NOTES.md, v6).
 //   cp.async path (layouts TMA cannot describe): all threads copy, fence the async proxy and meet
 //     at one CTA barrier per step.
 // Per warpgroup, FA3's order: S(t+1) and PV(t) are issued back to back and the softmax of block
@@ -25,6 +29,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "kernels/ptx.cuh"
 #include "kernels/tma.cuh"
@@ -40,7 +45,19 @@ namespace {
 
 constexpr int kRows = 128;     // query rows per CTA = block size
 [[maybe_unused]] constexpr int kKeys = 128;  // keys per step = one key block
-constexpr int kThreads = 256;  // 2 warpgroups
+constexpr int kThreads = 256;  // 2 consumer warpgroups
+
+// Load paths and who issues the TMA loads:
+//   kCpAsync: all 256 threads copy K/V with cp.async behind a CTA barrier per step (v3);
+//   kTmaInline: TMA, issued by consumer thread 0 two blocks ahead inside its own loop (v4-v5);
+//   kTmaProducer: TMA, issued by a third warpgroup that only produces (v6, FA3's layout): 384
+//     threads, the producer gives registers away (setmaxnreg.dec 24) and the consumers take them
+//     (setmaxnreg.inc 240), so the consumers never wait on a stage another warpgroup still reads.
+enum class Load { kCpAsync, kTmaInline, kTmaProducer };
+template <Load kLoad>
+constexpr int cta_threads() {
+  return kLoad == Load::kTmaProducer ? kThreads + 128 : kThreads;
+}
 constexpr int kHalfBytes = kRows * 128;  // one 64-column half of a 128-row tile: 16 KB
 
 constexpr int kStages = 3;
@@ -107,11 +124,11 @@ __device__ __forceinline__ void mma_o<__half, 64>(float (&o)[32], const uint32_t
 // swizzled tile; rows at or past `len` are zero-filled.
 template <typename T, int D>
 __device__ __forceinline__ void load_tile(unsigned char (*tile)[kHalfBytes], const T* g, int64_t ld, int row0,
-                                          int len) {
+                                          int len, int tid) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
 #pragma unroll
   for (int v = 0; v < kRows * kChunks / kThreads; ++v) {
-    const int x = threadIdx.x + v * kThreads;
+    const int x = tid + v * kThreads;
     const int r = x / kChunks, ch = x % kChunks;
     const int half = ch / 8, cc = ch % 8;
     const int row = row0 + r;
@@ -125,14 +142,16 @@ __device__ __forceinline__ void load_tile(unsigned char (*tile)[kHalfBytes], con
 // kTma: K/V arrive by TMA into stages guarded by full/empty mbarriers (v4); otherwise all
 // threads copy them with cp.async behind a CTA barrier per step (v3, for layouts TMA cannot
 // describe: strides that are not multiples of 16 bytes or unaligned pointers).
-template <typename T, int D, bool kTma>
-__global__ void __launch_bounds__(kThreads, 1)
+template <typename T, int D, Load kLoad>
+__global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     sparse_attention_sm90_kernel(const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
-                                 const AttentionParams p) {
+                                 const AttentionParams p, const int pingpong) {
 #ifdef XATTN_ATTN_SM90A
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   SmemT<D>& sm = *reinterpret_cast<SmemT<D>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   constexpr int kO = D / 2;  // O accumulators per thread (m64nD)
+  constexpr bool kTma = kLoad != Load::kCpAsync;
+  constexpr bool kProducerWG = kLoad == Load::kTmaProducer;
 
   const int qb = (p.q_len + kRows - 1) / kRows, kb = (p.k_len + kRows - 1) / kRows;
   // Causal rows grow with the query block: launch the longest first so the short ones fill the
@@ -145,7 +164,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int64_t row_id = (static_cast<int64_t>(b) * p.q_heads + h) * qb + I;
   const int count = p.counts[row_id];
   const int32_t* idx = p.indices + row_id * kb;
-  const int wg = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  // Warpgroup index, warp-uniform for ptxas (setmaxnreg and wgmma need warpgroup-uniform branches).
+  const int wg_cta = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / 128, 0);
+  const int wg = kProducerWG ? wg_cta - 1 : wg_cta;  // consumer warpgroup (-1: the producer)
+  const int tid = kProducerWG ? static_cast<int>(threadIdx.x) - 128 : static_cast<int>(threadIdx.x);  // among consumers
+  const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, c = lane % 4;
   const int r0 = I * kRows;
   const int row_a = r0 + wg * 64 + warp * 16 + g, row_b = row_a + 8;
@@ -158,8 +181,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // (empty past the end, so the waits below stay uniform).
   auto load_kv = [&](int t) {
     if (t < count) {
-      load_tile<T, D>(sm.k[t % kStages], kg, p.k_stride_l, idx[t] * kKeys, p.k_len);
-      load_tile<T, D>(sm.v[t % kStages], vg, p.v_stride_l, idx[t] * kKeys, p.k_len);
+      load_tile<T, D>(sm.k[t % kStages], kg, p.k_stride_l, idx[t] * kKeys, p.k_len, tid);
+      load_tile<T, D>(sm.v[t % kStages], vg, p.v_stride_l, idx[t] * kKeys, p.k_len, tid);
     }
     cp_async_commit();
   };
@@ -189,15 +212,25 @@ __global__ void __launch_bounds__(kThreads, 1)
       asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
-    if (producer) {
-      tma_kv(0);
-      tma_kv(1);
+    if constexpr (kProducerWG) {
+      if (wg < 0) {  // the producer warpgroup: one thread streams every kept block, then all leave
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
+        if (producer)
+          for (int t = 0; t < count; ++t) tma_kv(t);
+        return;
+      }
+      asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
+    } else {
+      if (producer) {
+        tma_kv(0);
+        tma_kv(1);
+      }
+      __syncwarp();
     }
-    __syncwarp();
-    load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len);
+    load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len, tid);
     cp_async_commit();
   } else {
-    load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len);
+    load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len, tid);
     load_kv(0);  // same group as Q
     load_kv(1);
   }
@@ -310,10 +343,25 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma::commit();
   };
 
+  // Ping-pong (producer-warpgroup kernel, pingpong != 0): the two consumer warpgroups take turns
+  // issuing their GEMMs (named barriers 2 and 3, FA3's scheduler barriers), so one warpgroup's
+  // softmax runs while the other's GEMMs hold the tensor cores. Each warpgroup issues count + 1
+  // times; warpgroup 1 arrives once up front so warpgroup 0 goes first, and skips its last arrive so
+  // that no arrival is left pending at exit.
+  const bool pp = kProducerWG && pingpong != 0;
+  auto my_turn = [&] {
+    if (pp) asm volatile("bar.sync %0, %1;\n" ::"r"(2 + wg), "n"(kThreads) : "memory");
+  };
+  auto pass_turn = [&](bool last) {
+    if (pp && !(last && wg == 1)) asm volatile("bar.arrive %0, %1;\n" ::"r"(3 - wg), "n"(kThreads) : "memory");
+  };
+  if (pp && wg == 1 && count > 0) asm volatile("bar.arrive 2, %0;\n" ::"n"(kThreads) : "memory");
+
   if (count > 0) {
     if constexpr (kTma) {
       cp_async_wait<0>();  // Q
-      __syncthreads();
+      if constexpr (kProducerWG) asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory");  // consumers only
+      else __syncthreads();
       load_q_fragments();
       wait_full(0);
     } else {
@@ -321,7 +369,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::fence_proxy_async();
       __syncthreads();
     }
+    my_turn();
     issue_s(0);
+    pass_turn(false);
     wgmma::wait<0>();
     softmax(0);
     to_pa();
@@ -332,9 +382,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int t = 0; t + 1 < count; ++t) {
     if constexpr (kTma) {
       wait_full(t + 1);  // K(t+1), V(t+1) landed
+      my_turn();
       issue_s(t + 1);
-      if (producer) tma_kv(t + 2);
-      __syncwarp();  // warp 0 reconverges before the next warpgroup-wide wgmma
+      if constexpr (!kProducerWG) {
+        if (producer) tma_kv(t + 2);
+        __syncwarp();  // warp 0 reconverges before the next warpgroup-wide wgmma
+      }
     } else {
       cp_async_wait<0>();  // K(t+1), V(t+1)
       wgmma::fence_proxy_async();
@@ -343,6 +396,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       load_kv(t + 2);
     }
     issue_pv(t);
+    pass_turn(false);
     wgmma::wait<1>();    // S(t+1) done
     softmax(t + 1);
     wgmma::wait<0>();    // PV(t) done
@@ -354,7 +408,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     to_pa();
   }
   if (count > 0) {
+    my_turn();
     issue_pv(count - 1);
+    pass_turn(true);
   }
   wgmma::wait<0>();
   wgmma::fence_operand(o);
@@ -393,14 +449,17 @@ bool make_kv_map(CUtensorMap* map, const void* base, DType dtype, int head_dim, 
   return tma::encode_map(map, base, dtype, 4, dims, strides, box);
 }
 
-template <typename T, int D, bool kTma>
+template <typename T, int D, Load kLoad>
 cudaError_t launch_kernel(const CUtensorMap& mk, const CUtensorMap& mv, const AttentionParams& p, cudaStream_t stream) {
   const size_t smem = sizeof(SmemT<D>) + 1024;  // + alignment slack
-  auto* kernel = sparse_attention_sm90_kernel<T, D, kTma>;
+  auto* kernel = sparse_attention_sm90_kernel<T, D, kLoad>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (e != cudaSuccess) return e;
   dim3 grid((p.q_len + kRows - 1) / kRows, p.q_heads, p.batch);
-  kernel<<<grid, kThreads, smem, stream>>>(mk, mv, p);
+  // XATTN_ATTENTION_PINGPONG=1: the consumer warpgroups take turns at the tensor cores (experiment).
+  const char* env = std::getenv("XATTN_ATTENTION_PINGPONG");
+  const int pingpong = env && std::atoi(env) != 0 ? 1 : 0;
+  kernel<<<grid, cta_threads<kLoad>(), smem, stream>>>(mk, mv, p, pingpong);
   return cudaGetLastError();
 }
 
@@ -412,7 +471,9 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t stream) {
                                p.k_stride_b) &&
                    make_kv_map(&mv, p.v, p.dtype, D, p.k_len, p.kv_heads, p.batch, p.v_stride_l, p.v_stride_h,
                                p.v_stride_b);
-  return tma ? launch_kernel<T, D, true>(mk, mv, p, stream) : launch_kernel<T, D, false>(mk, mv, p, stream);
+  if (!tma) return launch_kernel<T, D, Load::kCpAsync>(mk, mv, p, stream);
+  if (p.impl == AttentionImpl::kWgmmaInline) return launch_kernel<T, D, Load::kTmaInline>(mk, mv, p, stream);
+  return launch_kernel<T, D, Load::kTmaProducer>(mk, mv, p, stream);
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 #   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
 #   A step NAME=VALUE exports that variable for the steps after it, e.g.
 #   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
-#   (each bench-scoring run writes its own scoring-N.md, headed by the XATTN_* settings).
+#   (each bench-scoring / bench-attention run writes its own scoring-N.md / attention-N.md,
+#   headed by the XATTN_* settings).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}
@@ -16,6 +17,7 @@ steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(build tests ops)
 declare -a table
 n_scoring=0
+n_attention=0
 status() { table+=("$(printf '%-12s %-6s %s' "$1" "$2" "$3")"); }
 
 for s in "${steps[@]}"; do
@@ -78,12 +80,17 @@ for s in "${steps[@]}"; do
       cat "$OUT/$f" ;;
     bench-attention)
       t0=$(date +%s)
-      if "$BUILD_DIR/bin/xattn" bench attention ${BENCH_CASES:+--cases $BENCH_CASES} -o md --out "$OUT/attention.md" > /dev/null 2> "$OUT/attention.err"; then
-        status attention ok "$(( $(date +%s) - t0 )) s, table in attention.md"
+      n_attention=$((n_attention + 1))
+      f="attention-$n_attention.md"
+      settings="$(env | grep -E '^XATTN_' | sort | tr '\n' ' ')"
+      if "$BUILD_DIR/bin/xattn" bench attention ${BENCH_CASES:+--cases $BENCH_CASES} -o md --out "$OUT/$f.tmp" > /dev/null 2> "$OUT/attention-$n_attention.err"; then
+        status attention ok "$(( $(date +%s) - t0 )) s, table in $f ${settings:-(defaults)}"
       else
-        status attention FAIL "see attention.err"; tail -5 "$OUT/attention.err"
+        status attention FAIL "see attention-$n_attention.err"; tail -5 "$OUT/attention-$n_attention.err"
       fi
-      cat "$OUT/attention.md" ;;
+      { echo "settings: ${settings:-(defaults)}"; echo; cat "$OUT/$f.tmp" 2>/dev/null; } > "$OUT/$f"
+      rm -f "$OUT/$f.tmp"
+      cat "$OUT/$f" ;;
     bench-text)
       t0=$(date +%s)
       if "$BUILD_DIR/bin/xattn" bench text-encoder -o md --out "$OUT/text.md" > /dev/null 2> "$OUT/text.err"; then

@@ -155,16 +155,18 @@ bool supports_attention(const at::Tensor& q, const at::Tensor& k, const at::Tens
   return true;
 }
 
-// XATTN_ATTENTION_KERNEL=mma_sync|wgmma|wgmma_cp_async forces a kernel generation (tests and benchmarks
-// compare them); unset or "auto" picks wgmma on Hopper.
+// XATTN_ATTENTION_KERNEL=mma_sync|wgmma|wgmma_inline|wgmma_cp_async forces a kernel generation (tests
+// and benchmarks compare them); unset or "auto" picks wgmma on Hopper.
 kernels::AttentionImpl attention_impl_from_env() {
   const char* env = std::getenv("XATTN_ATTENTION_KERNEL");
   if (!env || !*env || std::string(env) == "auto") return kernels::AttentionImpl::kAuto;
   if (std::string(env) == "mma_sync") return kernels::AttentionImpl::kMmaSync;
   if (std::string(env) == "wgmma") return kernels::AttentionImpl::kWgmma;
   if (std::string(env) == "wgmma_cp_async") return kernels::AttentionImpl::kWgmmaCpAsync;
+  if (std::string(env) == "wgmma_inline") return kernels::AttentionImpl::kWgmmaInline;
   throw Error("attention",
-              str_cat("XATTN_ATTENTION_KERNEL must be auto, mma_sync, wgmma or wgmma_cp_async, got '", env, "'"));
+              str_cat("XATTN_ATTENTION_KERNEL must be auto, mma_sync, wgmma, wgmma_inline or wgmma_cp_async, got '", env,
+                      "'"));
 }
 
 AttentionOutput block_sparse_attention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,

@@ -267,7 +267,8 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
   const int major = gpus.empty() ? 0 : gpus.front().cc_major;
   std::vector<std::string> kernels = {"mma_sync"};
   if (major == 9) {
-    kernels.push_back("wgmma");           // TMA-fed
+    kernels.push_back("wgmma");           // TMA-fed by a producer warpgroup
+    kernels.push_back("wgmma_inline");    // TMA issued by a consumer thread
     kernels.push_back("wgmma_cp_async");  // the fallback for layouts TMA cannot describe
   }
   for (const std::string& kernel : kernels) {
