@@ -45,6 +45,12 @@ for s in "${steps[@]}"; do
       rc=$?
       status tests-gpu "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -E 'tests passed' "$OUT/ctest-gpu.log") ($(( $(date +%s) - t0 )) s)"
       [ $rc -ne 0 ] && grep -E -B2 -A12 'Failure|FAILED' "$OUT/ctest-gpu.log" | tail -60 ;;
+    sass-attention)
+      # The bf16 D 128 producer-warpgroup attention kernel's SASS of this build, for diffs.
+      f="$OUT/attention-$(basename "$BUILD_DIR").sass"
+      cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" 2>/dev/null |
+        awk '/Function :/ { on = /sparse_attention_sm90_kernelI13__nv_bfloat16Li128ELNS1_4LoadE2E/ } on' > "$f"
+      status sass-attn info "$(basename "$f"): $(grep -c '^ */\*[0-9a-f]*\*/' "$f") instructions, HGMMA $(grep -c HGMMA "$f"), BAR $(grep -c 'BAR\.' "$f")" ;;
     sass)
       cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" > "$OUT/kernels.sass" 2>&1
       status sass info "HMMA $(grep -c HMMA "$OUT/kernels.sass") HGMMA $(grep -c HGMMA "$OUT/kernels.sass") LDL/STL $(grep -cE 'LDL|STL' "$OUT/kernels.sass")" ;;
