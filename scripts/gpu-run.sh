@@ -7,7 +7,8 @@
 #   A step NAME=VALUE exports that variable for the steps after it, e.g.
 #   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
 #   (each bench-scoring / bench-attention run writes its own scoring-N.md / attention-N.md,
-#   headed by the XATTN_* settings).
+#   headed by the XATTN_* settings; their progress goes to bench.err). SCORING_ARGS adds flags to
+#   bench scoring, e.g. 'SCORING_ARGS=--no-check --cases video-720p'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}
@@ -19,6 +20,28 @@ declare -a table
 n_scoring=0
 n_attention=0
 status() { table+=("$(printf '%-12s %-6s %s' "$1" "$2" "$3")"); }
+sass_summary() {
+  cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" > "$OUT/kernels.sass" 2>&1
+  status sass info "HMMA $(grep -c HMMA "$OUT/kernels.sass") HGMMA $(grep -c HGMMA "$OUT/kernels.sass") LDL/STL $(grep -cE 'LDL|STL' "$OUT/kernels.sass")"
+}
+# bench_table NAME N ROUTINE ARGS...: `xattn bench ROUTINE ARGS` into NAME-N.md, headed by the
+# XATTN_* settings it ran with; progress and errors appended to bench.err.
+bench_table() {
+  local name=$1 n=$2 t0 settings f
+  shift 2
+  t0=$(date +%s)
+  f="$name-$n.md"
+  settings="$(env | grep -E '^XATTN_' | sort | tr '\n' ' ')"
+  echo "== $f: xattn bench $* (${settings:-defaults})" >> "$OUT/bench.err"
+  if "$BUILD_DIR/bin/xattn" bench "$@" -o md --out "$OUT/$f.tmp" > /dev/null 2>> "$OUT/bench.err"; then
+    status "$name" ok "$(( $(date +%s) - t0 )) s, table in $f ${settings:-(defaults)}"
+  else
+    status "$name" FAIL "see bench.err"; tail -5 "$OUT/bench.err"
+  fi
+  { echo "settings: ${settings:-(defaults)}"; echo; cat "$OUT/$f.tmp" 2>/dev/null; } > "$OUT/$f"
+  rm -f "$OUT/$f.tmp"
+  cat "$OUT/$f"
+}
 
 for s in "${steps[@]}"; do
   case "$s" in
@@ -51,9 +74,7 @@ for s in "${steps[@]}"; do
       cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" 2>/dev/null |
         awk '/Function :/ { on = /sparse_attention_sm90_kernelI13__nv_bfloat16Li128ELNS1_4LoadE2E/ } on' > "$f"
       status sass-attn info "$(basename "$f"): $(grep -c '^ */\*[0-9a-f]*\*/' "$f") instructions, HGMMA $(grep -c HGMMA "$f"), BAR $(grep -c 'BAR\.' "$f")" ;;
-    sass)
-      cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" > "$OUT/kernels.sass" 2>&1
-      status sass info "HMMA $(grep -c HMMA "$OUT/kernels.sass") HGMMA $(grep -c HGMMA "$OUT/kernels.sass") LDL/STL $(grep -cE 'LDL|STL' "$OUT/kernels.sass")" ;;
+    sass) sass_summary ;;
     fixtures)
       if python3 tests/fixtures/make_fixtures.py "$OUT" > "$OUT/fixtures.log" 2>&1; then
         status fixtures ok "$(tail -1 "$OUT/fixtures.log")"
@@ -70,33 +91,13 @@ for s in "${steps[@]}"; do
       done
       status sanitize "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT"/sanitize-*.log | sed 's/=* *//' | tr '\n' ';') ($(( $(date +%s) - t0 )) s)" ;;
     bench-scoring)
-      t0=$(date +%s)
       n_scoring=$((n_scoring + 1))
-      f="scoring-$n_scoring.md"
-      settings="$(env | grep -E '^XATTN_' | sort | tr '\n' ' ')"
-      if "$BUILD_DIR/bin/xattn" bench scoring ${SCORING_ARGS:-} -o md --out "$OUT/$f.tmp" > /dev/null 2> "$OUT/scoring-$n_scoring.err"; then
-        status scoring ok "$(( $(date +%s) - t0 )) s, table in $f ${settings:-(defaults)}"
-      else
-        status scoring FAIL "see scoring-$n_scoring.err"; tail -5 "$OUT/scoring-$n_scoring.err"
-      fi
-      { echo "settings: ${settings:-(defaults)}"; echo; cat "$OUT/$f.tmp" 2>/dev/null; } > "$OUT/$f"
-      rm -f "$OUT/$f.tmp"
-      cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" > "$OUT/kernels.sass" 2>&1
-      status sass info "HMMA $(grep -c HMMA "$OUT/kernels.sass") HGMMA $(grep -c HGMMA "$OUT/kernels.sass") LDL/STL $(grep -cE 'LDL|STL' "$OUT/kernels.sass")"
-      cat "$OUT/$f" ;;
+      # shellcheck disable=SC2086
+      bench_table scoring "$n_scoring" scoring ${SCORING_ARGS:-}
+      sass_summary ;;
     bench-attention)
-      t0=$(date +%s)
       n_attention=$((n_attention + 1))
-      f="attention-$n_attention.md"
-      settings="$(env | grep -E '^XATTN_' | sort | tr '\n' ' ')"
-      if "$BUILD_DIR/bin/xattn" bench attention ${BENCH_CASES:+--cases $BENCH_CASES} -o md --out "$OUT/$f.tmp" > /dev/null 2> "$OUT/attention-$n_attention.err"; then
-        status attention ok "$(( $(date +%s) - t0 )) s, table in $f ${settings:-(defaults)}"
-      else
-        status attention FAIL "see attention-$n_attention.err"; tail -5 "$OUT/attention-$n_attention.err"
-      fi
-      { echo "settings: ${settings:-(defaults)}"; echo; cat "$OUT/$f.tmp" 2>/dev/null; } > "$OUT/$f"
-      rm -f "$OUT/$f.tmp"
-      cat "$OUT/$f" ;;
+      bench_table attention "$n_attention" attention ${BENCH_CASES:+--cases "$BENCH_CASES"} ;;
     bench-text)
       t0=$(date +%s)
       if "$BUILD_DIR/bin/xattn" bench text-encoder -o md --out "$OUT/text.md" > /dev/null 2> "$OUT/text.err"; then
