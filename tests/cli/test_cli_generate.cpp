@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -95,17 +96,31 @@ TEST(CliGenerate, BadInputFailsBeforeWork) {
 
 TEST(CliGenerate, InterruptLeavesNoVideo) {
   const std::string out = dir() + "/interrupted.mp4";
+  const std::string err = dir() + "/interrupted.err";
   fs::remove(out);
+  fs::remove(err);
   const pid_t pid = fork();
   if (pid == 0) {
     const int null = ::open("/dev/null", O_WRONLY);
+    const int log = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(null, 1);
-    dup2(null, 2);
+    dup2(log, 2);
     execl(XATTN_BIN, XATTN_BIN, "generate-video", "--prompt", "x", "--frames", "17", "--height", "128", "--width",
           "128", "--steps", "400", "--out", out.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Interrupt once the job has started (the prompt encoder's progress line is on stderr; the
+  // handler is installed before it), not after a fixed delay: on a loaded machine loading LibTorch
+  // alone can take longer than any fixed sleep, and a SIGINT before the handler is installed kills
+  // the process instead of cancelling the job.
+  bool started = false;
+  for (int waited = 0; waited < 120000 && !started; waited += 20) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream f(err);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    started = text.find("encode prompt") != std::string::npos;
+  }
+  EXPECT_TRUE(started) << "generate-video never started encoding the prompt";
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);
