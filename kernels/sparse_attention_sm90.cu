@@ -21,9 +21,12 @@
 //     other one still read the stage): 10% slower (NOTES.md, v6).
 //   cp.async path (layouts TMA cannot describe): all threads copy, fence the async proxy and meet
 //     at one CTA barrier per step.
-// Per warpgroup, FA3's order: S(t+1) and PV(t) are issued back to back and the softmax of block
-// t+1 runs on the CUDA cores while PV(t) is on the tensor cores; P is packed after PV(t) retires
-// (writing the A registers of an in-flight wgmma makes ptxas serialise everything, C7514).
+// Per warpgroup, FA3's order in the source: S(t+1) and PV(t) are issued back to back, the softmax
+// of block t+1 is meant to run on the CUDA cores while PV(t) is on the tensor cores, and P is packed
+// after PV(t) retires (writing the A registers of an in-flight wgmma makes ptxas serialise
+// everything, C7514). CUDA 13.0's ptxas, however, moves the wait for PV(t) above the softmax
+// (SASS: WARPGROUP.DEPBAR 0x1 and 0x0 back to back), so that overlap does not happen yet; the two
+// warpgroups overlap each other instead (NOTES.md, attention v6).
 // Rows with no kept key output zeros and LSE -inf, like the sm_80 kernel (sparse_attention.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -377,8 +380,9 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     to_pa();
   }
   // Per step, as FA3 orders it: S(t+1) and PV(t) go to the tensor cores back to back; the
-  // softmax of block t+1 runs while PV(t) is still in flight (it reads pa and writes o, the
-  // softmax only s); P is packed into pa once PV(t) is done.
+  // softmax of block t+1 is written to run while PV(t) is still in flight (it reads pa and writes
+  // o, the softmax only s; ptxas currently waits for PV(t) first, see the top); P is packed into
+  // pa once PV(t) is done.
   for (int t = 0; t + 1 < count; ++t) {
     if constexpr (kTma) {
       wait_full(t + 1);  // K(t+1), V(t+1) landed
