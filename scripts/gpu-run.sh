@@ -2,7 +2,7 @@
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
 #   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention
-#          bench-text bench-t2v sass
+#          bench-text bench-t2v sass sass-attention sass-attention-quick
 #   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
 #   A step NAME=VALUE exports that variable for the steps after it, e.g.
 #   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
@@ -68,12 +68,28 @@ for s in "${steps[@]}"; do
       rc=$?
       status tests-gpu "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -E 'tests passed' "$OUT/ctest-gpu.log") ($(( $(date +%s) - t0 )) s)"
       [ $rc -ne 0 ] && grep -E -B2 -A12 'Failure|FAILED' "$OUT/ctest-gpu.log" | tail -60 ;;
-    sass-attention)
-      # The bf16 D 128 producer-warpgroup attention kernel's SASS of this build, for diffs.
-      f="$OUT/attention-$(basename "$BUILD_DIR").sass"
-      cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" 2>/dev/null |
-        awk '/Function :/ { on = /sparse_attention_sm90_kernelI13__nv_bfloat16Li128ELNS1_4LoadE2E/ } on' > "$f"
-      status sass-attn info "$(basename "$f"): $(grep -c '^ */\*[0-9a-f]*\*/' "$f") instructions, HGMMA $(grep -c HGMMA "$f"), BAR $(grep -c 'BAR\.' "$f")" ;;
+    sass-attention|sass-attention-quick)
+      # The bf16 D 128 producer-warpgroup attention kernel's SASS, for diffs: of this build, or
+      # (-quick) of nvcc on kernels/sparse_attention_sm90.cu alone, without the CMake build (~20 s).
+      # The summary line lists the loop's wgmma issue/wait order: "H8" = 8 HGMMAs, "D1"/"D0" =
+      # WARPGROUP.DEPBAR.LE gsb0 0x1/0x0, "E66" = 66 MUFU.EX2 in a row (a softmax). The loop is the
+      # repeated group; it overlaps the softmax with PV(t) only if it reads "H16 D1 E66 D0", not
+      # "H16 D1 D0 E66" (session 5).
+      if [ "$s" = sass-attention-quick ]; then
+        f="$OUT/attention-quick.sass"
+        "${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}" -std=c++17 -O3 -DNDEBUG --expt-relaxed-constexpr \
+          -gencode=arch=compute_90a,code=sm_90a -I. \
+          -cubin -o "$OUT/attention.cubin" kernels/sparse_attention_sm90.cu > "$OUT/sass-quick.log" 2>&1
+        cuobjdump --dump-sass "$OUT/attention.cubin" 2>/dev/null
+      else
+        f="$OUT/attention-$(basename "$BUILD_DIR").sass"
+        cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" 2>/dev/null
+      fi | awk '/Function :/ { on = /sparse_attention_sm90_kernelI13__nv_bfloat16Li128ELNS1_4LoadE2E/ } on' > "$f"
+      order=$(grep -oE 'HGMMA|WARPGROUP\.DEPBAR\.LE gsb0, 0x[01]|MUFU\.EX2' "$f" |
+        sed -E 's/HGMMA/H/; s/.*0x1$/D1/; s/.*0x0$/D0/; s/MUFU.EX2/E/' |
+        awk '{ if ($0 == p && p != "D1" && p != "D0") n++; else { if (p != "") printf "%s%s ", p, (p == "H" || p == "E") ? n : ""; p = $0; n = 1 } }
+             END { printf "%s%s\n", p, (p == "H" || p == "E") ? n : "" }')
+      status sass-attn info "$(basename "$f"): $(grep -c '^ */\*[0-9a-f]*\*/' "$f") instructions; $order" ;;
     sass) sass_summary ;;
     fixtures)
       if python3 tests/fixtures/make_fixtures.py "$OUT" > "$OUT/fixtures.log" 2>&1; then
