@@ -142,9 +142,10 @@ __device__ __forceinline__ void load_tile(unsigned char (*tile)[kHalfBytes], con
 
 #endif
 
-// kTma: K/V arrive by TMA into stages guarded by full/empty mbarriers (v4); otherwise all
-// threads copy them with cp.async behind a CTA barrier per step (v3, for layouts TMA cannot
-// describe: strides that are not multiples of 16 bytes or unaligned pointers).
+// kLoad (see Load above): K/V arrive by TMA into stages guarded by full/empty mbarriers, issued by
+// a producer warpgroup (v6) or by consumer thread 0 (v4-v5); or all threads copy them with cp.async
+// behind a CTA barrier per step (v3, for layouts TMA cannot describe: strides that are not
+// multiples of 16 bytes or unaligned pointers).
 template <typename T, int D, Load kLoad>
 __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     sparse_attention_sm90_kernel(const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
