@@ -33,6 +33,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <type_traits>
 
 #include "kernels/ptx.cuh"
 #include "kernels/tma.cuh"
@@ -64,6 +65,8 @@ constexpr int cta_threads() {
 constexpr int kHalfBytes = kRows * 128;  // one 64-column half of a 128-row tile: 16 KB
 
 constexpr int kStages = 3;
+constexpr int kFlagPingPong = 1;  // kernel flags (experiments, see launch_kernel)
+constexpr int kFlagMaskAll = 2;
 
 template <int D>
 struct alignas(1024) SmemT {
@@ -149,7 +152,7 @@ __device__ __forceinline__ void load_tile(unsigned char (*tile)[kHalfBytes], con
 template <typename T, int D, Load kLoad>
 __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     sparse_attention_sm90_kernel(const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
-                                 const AttentionParams p, const int pingpong) {
+                                 const AttentionParams p, const int flags) {
 #ifdef XATTN_ATTN_SM90A
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   SmemT<D>& sm = *reinterpret_cast<SmemT<D>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -279,16 +282,24 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   };
   // Mask (only blocks that reach past the key length or the causal diagonal), online softmax with
   // P left in s as floats, and the factors that rescale O.
-  auto softmax = [&](int t) {
+  // A block is full when every key of it is below the key length and, causal, on or below the
+  // diagonal of the block's first query row; only the others need the per-element mask.
+  auto is_full = [&](int block) {
+    const int key0 = block * kKeys;
+    return key0 + kKeys <= len && (!p.causal || key0 + kKeys - 1 <= r0 + off);
+  };
+  // kMasked: the block may reach past the key length or the diagonal (masks per element, and a
+  // row may stay at -inf); otherwise every score is finite and the -inf guards are not needed.
+  auto softmax = [&](int t, auto masked) {
+    constexpr bool kMasked = decltype(masked)::value;
     wgmma::fence_operand(s);
-    const int key0 = idx[t] * kKeys;
-    const bool full = key0 + kKeys <= len && (!p.causal || key0 + kKeys - 1 <= r0 + off);
     float tmax_a = -INFINITY, tmax_b = -INFINITY;
+    const int key0 = kMasked ? idx[t] * kKeys : 0;
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
+      if constexpr (kMasked) {
 #pragma unroll
-      for (int z = 0; z < 4; ++z) {
-        if (!full) {
+        for (int z = 0; z < 4; ++z) {
           const int key = key0 + j * 8 + 2 * c + (z & 1);
           const int row = z < 2 ? row_a : row_b;
           if (!(key < len && (!p.causal || key <= row + off))) s[4 * j + z] = -INFINITY;
@@ -303,9 +314,16 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, x));
     }
     const float nm_a = fmaxf(m_a, tmax_a * scale2), nm_b = fmaxf(m_b, tmax_b * scale2);
-    fa = nm_a == -INFINITY ? 0.f : fast_exp2(m_a - nm_a);
-    fb = nm_b == -INFINITY ? 0.f : fast_exp2(m_b - nm_b);
-    const float sub_a = nm_a == -INFINITY ? 0.f : nm_a, sub_b = nm_b == -INFINITY ? 0.f : nm_b;
+    float sub_a = nm_a, sub_b = nm_b;
+    if constexpr (kMasked) {
+      fa = nm_a == -INFINITY ? 0.f : fast_exp2(m_a - nm_a);
+      fb = nm_b == -INFINITY ? 0.f : fast_exp2(m_b - nm_b);
+      sub_a = nm_a == -INFINITY ? 0.f : nm_a;
+      sub_b = nm_b == -INFINITY ? 0.f : nm_b;
+    } else {  // nm finite; m = -inf (first block) gives exp2(-inf) = 0
+      fa = fast_exp2(m_a - nm_a);
+      fb = fast_exp2(m_b - nm_b);
+    }
     float ps_a = 0.f, ps_b = 0.f;
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
@@ -347,12 +365,12 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     wgmma::commit();
   };
 
-  // Ping-pong (producer-warpgroup kernel, pingpong != 0): the two consumer warpgroups take turns
+  // Ping-pong (producer-warpgroup kernel, flag kFlagPingPong): the two consumer warpgroups take turns
   // issuing their GEMMs (named barriers 2 and 3, FA3's scheduler barriers), so one warpgroup's
   // softmax runs while the other's GEMMs hold the tensor cores. Each warpgroup issues count + 1
   // times; warpgroup 1 arrives once up front so warpgroup 0 goes first, and skips its last arrive so
   // that no arrival is left pending at exit.
-  const bool pp = kProducerWG && pingpong != 0;
+  const bool pp = kProducerWG && (flags & kFlagPingPong) != 0;
   auto my_turn = [&] {
     if (pp) asm volatile("bar.sync %0, %1;\n" ::"r"(2 + wg), "n"(kThreads) : "memory");
   };
@@ -360,6 +378,15 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     if (pp && !(last && wg == 1)) asm volatile("bar.arrive %0, %1;\n" ::"r"(3 - wg), "n"(kThreads) : "memory");
   };
   if (pp && wg == 1 && count > 0) asm volatile("bar.arrive 2, %0;\n" ::"n"(kThreads) : "memory");
+
+  // Blocks [0, n_full) need no mask: the list is ascending, so the blocks that reach past the key
+  // length or the diagonal are a suffix of it (at most a few blocks, found from the end). The
+  // steady-state loop then has neither the mask branch nor the index load.
+  int n_full = count;
+  while (n_full > 0 && !is_full(idx[n_full - 1])) --n_full;
+  if (flags & kFlagMaskAll) n_full = 0;
+  constexpr std::true_type kMask{};
+  constexpr std::false_type kNoMask{};
 
   if (count > 0) {
     if constexpr (kTma) {
@@ -377,14 +404,15 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     issue_s(0);
     pass_turn(false);
     wgmma::wait<0>();
-    softmax(0);
+    if (n_full > 0) softmax(0, kNoMask);
+    else softmax(0, kMask);
     to_pa();
   }
   // Per step, as FA3 orders it: S(t+1) and PV(t) go to the tensor cores back to back; the
   // softmax of block t+1 is written to run while PV(t) is still in flight (it reads pa and writes
   // o, the softmax only s; ptxas currently waits for PV(t) first, see the top); P is packed into
   // pa once PV(t) is done.
-  for (int t = 0; t + 1 < count; ++t) {
+  auto step = [&](int t, auto masked) {
     if constexpr (kTma) {
       wait_full(t + 1);  // K(t+1), V(t+1) landed
       my_turn();
@@ -403,7 +431,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     issue_pv(t);
     pass_turn(false);
     wgmma::wait<1>();    // S(t+1) done
-    softmax(t + 1);
+    softmax(t + 1, masked);
     wgmma::wait<0>();    // PV(t) done
     wgmma::fence_operand(o);
     if constexpr (kTma) {
@@ -411,7 +439,10 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[t % kStages]));  // this warp is done with stage t
     }
     to_pa();
-  }
+  };
+  int t = 0;
+  for (; t + 1 < n_full; ++t) step(t, kNoMask);
+  for (; t + 1 < count; ++t) step(t, kMask);
   if (count > 0) {
     my_turn();
     issue_pv(count - 1);
@@ -461,10 +492,15 @@ cudaError_t launch_kernel(const CUtensorMap& mk, const CUtensorMap& mv, const At
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (e != cudaSuccess) return e;
   dim3 grid((p.q_len + kRows - 1) / kRows, p.q_heads, p.batch);
-  // XATTN_ATTENTION_PINGPONG=1: the consumer warpgroups take turns at the tensor cores (experiment).
-  const char* env = std::getenv("XATTN_ATTENTION_PINGPONG");
-  const int pingpong = env && std::atoi(env) != 0 ? 1 : 0;
-  kernel<<<grid, cta_threads<kLoad>(), smem, stream>>>(mk, mv, p, pingpong);
+  // Experiments, off by default: XATTN_ATTENTION_PINGPONG=1 makes the consumer warpgroups take
+  // turns at the tensor cores; XATTN_ATTENTION_MASK_ALL=1 sends every block through the masked
+  // softmax (the loop before the full/masked split, for A/B runs).
+  auto on = [](const char* name) {
+    const char* env = std::getenv(name);
+    return env && std::atoi(env) != 0;
+  };
+  const int flags = (on("XATTN_ATTENTION_PINGPONG") ? kFlagPingPong : 0) | (on("XATTN_ATTENTION_MASK_ALL") ? kFlagMaskAll : 0);
+  kernel<<<grid, cta_threads<kLoad>(), smem, stream>>>(mk, mv, p, flags);
   return cudaGetLastError();
 }
 
