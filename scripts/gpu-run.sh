@@ -2,7 +2,7 @@
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
 #   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention
-#          bench-text bench-t2v sass sass-attention sass-attention-quick
+#          bench-text bench-t2v sass sass-attention sass-attention-quick sass-cubins
 #   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
 #   A step NAME=VALUE exports that variable for the steps after it, e.g.
 #   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
@@ -20,6 +20,19 @@ declare -a table
 n_scoring=0
 n_attention=0
 status() { table+=("$(printf '%-12s %-6s %s' "$1" "$2" "$3")"); }
+# The bf16 D 128 producer-warpgroup attention kernel out of a SASS dump (stdin).
+attn_kernel_sass() {
+  awk '/Function :/ { on = /sparse_attention_sm90_kernelI13__nv_bfloat16Li128ELNS1_4LoadE2E/ } on'
+}
+# "<file>: N instructions; H16 D1 D0 E66 ..." — the wgmma issue/wait order of a kernel's SASS.
+attn_loop_order() {
+  local order
+  order=$(grep -oE 'HGMMA|WARPGROUP\.DEPBAR\.LE gsb0, 0x[01]|MUFU\.EX2' "$1" |
+    sed -E 's/HGMMA/H/; s/.*0x1$/D1/; s/.*0x0$/D0/; s/MUFU.EX2/E/' |
+    awk '{ if ($0 == p && p != "D1" && p != "D0") n++; else { if (p != "") printf "%s%s ", p, (p == "H" || p == "E") ? n : ""; p = $0; n = 1 } }
+         END { printf "%s%s\n", p, (p == "H" || p == "E") ? n : "" }')
+  echo "$(basename "$1"): $(grep -c '^ */\*[0-9a-f]*\*/' "$1") instructions; $order"
+}
 sass_summary() {
   cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" > "$OUT/kernels.sass" 2>&1
   status sass info "HMMA $(grep -c HMMA "$OUT/kernels.sass") HGMMA $(grep -c HGMMA "$OUT/kernels.sass") LDL/STL $(grep -cE 'LDL|STL' "$OUT/kernels.sass")"
@@ -75,21 +88,24 @@ for s in "${steps[@]}"; do
       # WARPGROUP.DEPBAR.LE gsb0 0x1/0x0, "E66" = 66 MUFU.EX2 in a row (a softmax). The loop is the
       # repeated group; it overlaps the softmax with PV(t) only if it reads "H16 D1 E66 D0", not
       # "H16 D1 D0 E66" (session 5).
+      f="$OUT/attention-$([ "$s" = sass-attention-quick ] && echo quick || basename "$BUILD_DIR").sass"
       if [ "$s" = sass-attention-quick ]; then
-        f="$OUT/attention-quick.sass"
         "${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}" -std=c++17 -O3 -DNDEBUG --expt-relaxed-constexpr \
           -gencode=arch=compute_90a,code=sm_90a -I. \
           -cubin -o "$OUT/attention.cubin" kernels/sparse_attention_sm90.cu > "$OUT/sass-quick.log" 2>&1
         cuobjdump --dump-sass "$OUT/attention.cubin" 2>/dev/null
       else
-        f="$OUT/attention-$(basename "$BUILD_DIR").sass"
         cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" 2>/dev/null
-      fi | awk '/Function :/ { on = /sparse_attention_sm90_kernelI13__nv_bfloat16Li128ELNS1_4LoadE2E/ } on' > "$f"
-      order=$(grep -oE 'HGMMA|WARPGROUP\.DEPBAR\.LE gsb0, 0x[01]|MUFU\.EX2' "$f" |
-        sed -E 's/HGMMA/H/; s/.*0x1$/D1/; s/.*0x0$/D0/; s/MUFU.EX2/E/' |
-        awk '{ if ($0 == p && p != "D1" && p != "D0") n++; else { if (p != "") printf "%s%s ", p, (p == "H" || p == "E") ? n : ""; p = $0; n = 1 } }
-             END { printf "%s%s\n", p, (p == "H" || p == "E") ? n : "" }')
-      status sass-attn info "$(basename "$f"): $(grep -c '^ */\*[0-9a-f]*\*/' "$f") instructions; $order" ;;
+      fi | attn_kernel_sass > "$f"
+      status sass-attn info "$(attn_loop_order "$f")" ;;
+    sass-cubins)
+      # Same summary for every cubin under out/cubins (compiled on the CPU machine, carried in):
+      # variants of the attention kernel compared without building them here.
+      for c in out/cubins/*.cubin; do
+        f="$OUT/$(basename "$c" .cubin).sass"
+        cuobjdump --dump-sass "$c" 2>/dev/null | attn_kernel_sass > "$f"
+        status sass-cubin info "$(attn_loop_order "$f")"
+      done ;;
     sass) sass_summary ;;
     fixtures)
       if python3 tests/fixtures/make_fixtures.py "$OUT" > "$OUT/fixtures.log" 2>&1; then
