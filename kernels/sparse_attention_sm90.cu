@@ -5,7 +5,9 @@
 //   S = Q K^T    wgmma m64n128k16 with K from shared memory (K-major, 128B swizzle) and Q as
 //                register A fragments (read once with ldmatrix), or Q from shared memory too on
 //                the cp.async path,
-//   mask + online softmax in registers (log2 domain, ex2.approx),
+//   mask + online softmax in registers (log2 domain, ex2.approx); the per-element mask runs only
+//                on the list's suffix of blocks that reach past the key length or the diagonal
+//                (a second copy of the loop), which took the dense kernel from 554 to 669 TF/s,
 //   O += P V     wgmma m64n{D}k16 with P as the register A operand (the S accumulator layout is
 //                the A-fragment layout, so P is only converted and packed) and V from shared
 //                memory N-contiguous ("MN-major", imm-trans-b = 1: LBO = distance between the
