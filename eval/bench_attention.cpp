@@ -75,6 +75,11 @@ Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallbac
     spec.xattention.selection = "top_ratio";
     spec.xattention.top_ratio = 0.35;
     spec.xattention.stride = cfg.stride;
+    // The estimate alone (scoring + selection, same workspace), so the whole call's cost splits
+    // into its two parts in the same run.
+    const double est_ms = median_ms([&] { att::estimate(q, k, spec.xattention, o); }, cfg.warmup, cfg.reps);
+    t.rows.push_back({name, "ours estimate only (S=" + std::to_string(cfg.stride) + ", top-ratio 0.35)", "",
+                      fmt(est_ms, 3), "", ""});
     att::AttentionStats st;
     const double full_ms = median_ms([&] { att::attention(q, k, v, spec, o, &st); }, cfg.warmup, cfg.reps);
     t.rows.push_back({name, "ours estimate+attend (S=" + std::to_string(cfg.stride) + ", top-ratio 0.35)",
