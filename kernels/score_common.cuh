@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "kernels/ptx.cuh"
 #include "kernels/xattn_kernels.h"
 
 namespace xattn::kernels {
@@ -58,23 +59,41 @@ __device__ inline bool score_tile_setup(const ScoreParams& p, ScoreTile& t, int 
 // A[I, J] = sum over the block's rows of sum_iJ * exp2(max_after_tile - max_i) / sum_i, from the
 // workspace written tile by tile (kTileGroups key groups per tile) and each row's final max and
 // sum (shared memory). Call after a barrier; threads tid of nthreads take part (default: the CTA).
+// Memory-bound (the workspace holds a value per query *group*, gpb times the output): each thread
+// issues its rows' loads eight at a time, independent of each other, before using any (the first
+// version loaded one row per step behind a branch and was latency-bound: 2.5 ms of the 23 ms
+// video-720p S 8 estimate, ncu, 2026-11-27); the factor uses ex2.approx and a fast divide, like the
+// kernels' epilogues.
 template <int kBM, int kTileGroups>
 __device__ inline void score_finalize(const ScoreParams& p, const ScoreTile& t, int n_tiles, const float* row_max,
                                       const float* row_sum, int tid = -1, int nthreads = -1) {
   if (tid < 0) tid = static_cast<int>(threadIdx.x), nthreads = static_cast<int>(blockDim.x);
   const int kb_done = min(t.kb_count, n_tiles * (kTileGroups / t.gpb));
   const int nqb = kBM / t.gpb;
+  const int gpb = t.gpb;
   for (int x = tid; x < nqb * kb_done; x += nthreads) {
     const int qi = x / kb_done, J = x % kb_done;
-    const int I = t.i0 / t.gpb + qi;
+    const int I = t.i0 / gpb + qi;
     if (I >= t.qb_count) continue;
-    const int slot = (kTileGroups / 64) * ((J * t.gpb) / kTileGroups);
+    const int slot = t.kb_count + (kTileGroups / 64) * ((J * gpb) / kTileGroups);
+    const int r0 = qi * gpb;
+    const float* w0 = t.ws + static_cast<int64_t>(t.i0 + r0) * t.ws_row;
     float a = 0.f;
-    for (int r = qi * t.gpb; r < (qi + 1) * t.gpb; ++r) {
-      if (t.i0 + r >= t.nq || !(row_sum[r] > 0.f)) continue;
-      const float* w = t.ws + static_cast<int64_t>(t.i0 + r) * t.ws_row;
-      const float v = w[J];
-      if (v != 0.f) a += v * exp2f(w[t.kb_count + slot] - row_max[r]) / row_sum[r];
+    for (int r = 0; r < gpb; r += 8) {
+      float v[8], m[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const bool ok = r + u < gpb && t.i0 + r0 + r + u < t.nq;
+        const float* w = w0 + static_cast<int64_t>(ok ? r + u : 0) * t.ws_row;
+        v[u] = ok ? w[J] : 0.f;
+        m[u] = ok ? w[slot] : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        if (r + u >= gpb) break;
+        const float l = row_sum[r0 + r + u];
+        if (v[u] != 0.f && l > 0.f) a += __fdividef(v[u] * ptx::fast_exp2(m[u] - row_max[r0 + r + u]), l);
+      }
     }
     p.scores[((static_cast<int64_t>(t.b) * p.q_heads + t.h) * t.qb_count + I) * t.kb_count + J] = a;
   }
