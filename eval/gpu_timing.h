@@ -9,8 +9,8 @@
 
 namespace xattn::eval {
 
-// Median milliseconds of `reps` runs of f (after `warmup` runs), timed with CUDA events on
-// the current stream.
+// Median milliseconds of `reps` runs of f (after `warmup` runs, continued until 200 ms of device
+// time when warmup > 0), timed with CUDA events on the current stream.
 double median_ms(const std::function<void()>& f, int warmup, int reps);
 
 // While alive, at::scaled_dot_product_attention may use only `backend` ("cudnn" or "flash");
