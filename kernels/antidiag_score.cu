@@ -257,7 +257,8 @@ cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream) {
   // Hopper: wgmma kernel when a block holds >= 4 key groups (all but stride 32 with block 64) and
   // the softmax scale is positive (the usual case; it folds the scale into the exponent).
   int dev = 0, major = 0;
-  if (p.impl != ScoreImpl::kMmaSync && p.block_size / p.stride >= 4 && p.scale > 0.f && cudaGetDevice(&dev) == cudaSuccess &&
+  if (p.impl != ScoreImpl::kMmaSync && antidiagonal_sm90_groups_ok(p.block_size, p.stride) && p.scale > 0.f &&
+      cudaGetDevice(&dev) == cudaSuccess &&
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9)
     return antidiagonal_scores_sm90(p, stream);
   if (p.impl == ScoreImpl::kWgmma) return cudaErrorInvalidDeviceFunction;

@@ -19,6 +19,12 @@ __host__ __device__ inline int64_t score_ws_row_floats(int k_len, int stride, in
   return kb + (nk + 63) / 64 + 3;
 }
 
+// Query groups per block the wgmma kernel's epilogue handles (antidiag_score_sm90.cu).
+__host__ __device__ inline bool antidiagonal_sm90_groups_ok(int block_size, int stride) {
+  const int gpb = stride > 0 ? block_size / stride : 0;
+  return gpb * stride == block_size && (gpb == 4 || gpb == 8 || gpb == 16 || gpb == 32 || gpb == 64);
+}
+
 // What one CTA (kBM query groups of one head) needs to know about its rows.
 struct ScoreTile {
   int S = 0, nq = 0, i0 = 0, h = 0, b = 0, hk = 0, off = 0, gpb = 0, qb_count = 0, kb_count = 0;
