@@ -171,7 +171,11 @@ __global__ void __launch_bounds__(cta_threads<kWG, kTma>(), 1)  // 168 registers
   if (!score_tile_setup<kBM>(p, tile_geo, bx / sp.nsplit, sp.row_tiles)) return;
   const int tile_begin = split * sp.tiles;
   const int row_tiles_total = (tile_geo.j_end + kBN - 1) / kBN;
-  if (tile_begin >= row_tiles_total) return;  // a causal row tile shorter than this split
+  if (tile_begin >= row_tiles_total) {  // a causal row tile shorter than this split, or no keys at all
+    if (sp.nsplit == 1 && threadIdx.x < 128 * kWG)  // no combine kernel follows: the row tile's scores are 0
+      score_finalize<64 * kWG, kBN>(p, tile_geo, 0, nullptr, nullptr, threadIdx.x, 128 * kWG);
+    return;
+  }
   const int n_tiles = min(row_tiles_total - tile_begin, sp.tiles);
   const int S = tile_geo.S, nq = tile_geo.nq, i0 = tile_geo.i0, h = tile_geo.h, b = tile_geo.b, hk = tile_geo.hk;
   const int off = tile_geo.off, gpb = tile_geo.gpb, kb_count = tile_geo.kb_count, j_end = tile_geo.j_end;

@@ -62,7 +62,7 @@ at::Tensor antidiagonal_scores(const at::Tensor& q_in, const at::Tensor& k_in, i
   const at::Tensor q = vector_friendly(q_in), k = vector_friendly(k_in);
   const int64_t B = q.size(0), Lq = q.size(1), H = q.size(2), D = q.size(3), Lk = k.size(1);
   const int64_t qb = (Lq + block_size - 1) / block_size, kb = (Lk + block_size - 1) / block_size;
-  at::Tensor scores = buffer(opts, "scores", {B, H, qb, kb}, at::kFloat, q.device()).zero_();
+  at::Tensor scores = buffer(opts, "scores", {B, H, qb, kb}, at::kFloat, q.device());  // every block written
   const size_t ws_bytes = kernels::antidiagonal_workspace_bytes(static_cast<int>(B), static_cast<int>(H),
                                                                 static_cast<int>(Lq), static_cast<int>(Lk),
                                                                 static_cast<int>(stride), static_cast<int>(block_size));
