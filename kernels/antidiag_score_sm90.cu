@@ -309,48 +309,48 @@ __global__ void __launch_bounds__(cta_threads<kWG, kTma>(), 1)  // 168 registers
     // The chunk loop for one width (a compile-time constant, so the wgmmas stay straight-line code:
     // a runtime width test between fence and commit makes ptxas inject warpgroup.arrive and spill).
     auto gemm = [&](auto w) {
-    constexpr int kWidth = decltype(w)::value;
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-    for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
-      const int it = tile * chunks_per_tile + chunk;
-      const int st = it % kStages;
-      if constexpr (kInlineProducer) {
-        // Chunks up to it + 2: their stages were last read by chunk it - 2, which this warp released
-        // in the previous iteration; the wait is for the slowest other warp.
-        if (threadIdx.x == 0)
-          for (; next <= it + kPrefetch && next < total; ++next) issue(next);
-        __syncwarp();
-      }
-      if constexpr (kTma) {
-        tma::mbar_wait(smem_u32(&sm.full[st]), (it / kStages) & 1);
-      } else {
-        cp_async_wait<kPrefetch - 1>();  // chunk `it` has landed (for this thread)
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-        __syncthreads();                 // ... for every thread
-        load(it + kPrefetch, (it + kPrefetch) % kStages);
-      }
-      const uint32_t qa = smem_u32(sm.q[st]) + wg * 64 * 128, kb_addr = smem_u32(sm.k[st]);
-      // Fence the accumulators and the warpgroup before every chunk's wgmmas, not only at the tile
-      // start: without it ptxas injects warpgroup.arrive in the divergent producer/release code and
-      // serialises every wgmma (C7519/C7520).
-#pragma unroll
-      for (int z = 0; z < kAcc; ++z) asm volatile("" : "+f"(acc[z])::"memory");
+      constexpr int kWidth = decltype(w)::value;
       asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-      if constexpr (kWidth == 2) {
+      for (int chunk = 0; chunk < chunks_per_tile; ++chunk) {
+        const int it = tile * chunks_per_tile + chunk;
+        const int st = it % kStages;
+        if constexpr (kInlineProducer) {
+          // Chunks up to it + 2: their stages were last read by chunk it - 2, which this warp released
+          // in the previous iteration; the wait is for the slowest other warp.
+          if (threadIdx.x == 0)
+            for (; next <= it + kPrefetch && next < total; ++next) issue(next);
+          __syncwarp();
+        }
+        if constexpr (kTma) {
+          tma::mbar_wait(smem_u32(&sm.full[st]), (it / kStages) & 1);
+        } else {
+          cp_async_wait<kPrefetch - 1>();  // chunk `it` has landed (for this thread)
+          asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+          __syncthreads();                 // ... for every thread
+          load(it + kPrefetch, (it + kPrefetch) % kStages);
+        }
+        const uint32_t qa = smem_u32(sm.q[st]) + wg * 64 * 128, kb_addr = smem_u32(sm.k[st]);
+        // Fence the accumulators and the warpgroup before every chunk's wgmmas, not only at the tile
+        // start: without it ptxas injects warpgroup.arrive in the divergent producer/release code and
+        // serialises every wgmma (C7519/C7520).
 #pragma unroll
-        for (int kk = 0; kk < kBK / 16; ++kk)
-          wgmma<T>(acc, make_desc(qa + kk * 32), make_desc(kb_addr + kk * 32), (chunk == 0 && kk == 0) ? 0 : 1);
-      } else if constexpr (kWidth == 1) {
+        for (int z = 0; z < kAcc; ++z) asm volatile("" : "+f"(acc[z])::"memory");
+        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+        if constexpr (kWidth == 2) {
 #pragma unroll
-        for (int kk = 0; kk < kBK / 16; ++kk)
-          wgmma_left<T>(acc, make_desc(qa + kk * 32), make_desc(kb_addr + kk * 32), (chunk == 0 && kk == 0) ? 0 : 1);
+          for (int kk = 0; kk < kBK / 16; ++kk)
+            wgmma<T>(acc, make_desc(qa + kk * 32), make_desc(kb_addr + kk * 32), (chunk == 0 && kk == 0) ? 0 : 1);
+        } else if constexpr (kWidth == 1) {
+#pragma unroll
+          for (int kk = 0; kk < kBK / 16; ++kk)
+            wgmma_left<T>(acc, make_desc(qa + kk * 32), make_desc(kb_addr + kk * 32), (chunk == 0 && kk == 0) ? 0 : 1);
+        }
+        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        if constexpr (kTma) {
+          if (chunk > 0) release(it - 1);  // retired by the wait above
+        }
       }
-      asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-      asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
-      if constexpr (kTma) {
-        if (chunk > 0) release(it - 1);  // retired by the wait above
-      }
-    }
     };
     if constexpr (decltype(masked)::value) {
       const int width = __shfl_sync(0xffffffffu, tile_width(tile), 0);  // warp-uniform for ptxas
@@ -412,10 +412,9 @@ __global__ void __launch_bounds__(cta_threads<kWG, kTma>(), 1)  // 168 registers
     float* wb = ws + static_cast<int64_t>(row_b) * ws_row + j0 / gpb;
     const int nkb = min(kBN / gpb, kb_count - j0 / gpb);  // blocks of this tile inside the row
     const bool ok_a = row_a < nq, ok_b = row_b < nq;
-    // gpb >= 8, with the block width a compile-time constant (kPer n8 chunks per block): each
-    // thread sums its columns of every block, then a quad reduce-scatter (xor 2, then xor 1) leaves
-    // lane c with the totals of blocks c, c + 4, ...: 1.5 shuffles per block and row pair instead
-    // of 4, and no per-chunk block arithmetic.
+    // gpb >= 8, with the block width a compile-time constant (kPer n8 chunks per block, no
+    // run-time block arithmetic in the unrolled steps): each thread sums its columns of a block,
+    // the quad sums them with two shuffles, and lane c keeps blocks c, c + 4, ... for the store.
     auto block_sums = [&](auto per_c) {
       constexpr int kPer = decltype(per_c)::value;  // n8 chunks per block: 1, 2, 4 or 8 (gpb 8 ... 64)
       float keep_a = 0.f, keep_b = 0.f;
