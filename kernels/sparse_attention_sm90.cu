@@ -26,9 +26,10 @@
 // Per warpgroup, FA3's order in the source: S(t+1) and PV(t) are issued back to back, the softmax
 // of block t+1 is meant to run on the CUDA cores while PV(t) is on the tensor cores, and P is packed
 // after PV(t) retires (writing the A registers of an in-flight wgmma makes ptxas serialise
-// everything, C7514). CUDA 13.0's ptxas, however, moves the wait for PV(t) above the softmax
-// (SASS: WARPGROUP.DEPBAR 0x1 and 0x0 back to back), so that overlap does not happen yet; the two
-// warpgroups overlap each other instead (NOTES.md, attention v6).
+// everything, C7514). CUDA 13.0's ptxas, however, moves the wait for PV(t) above the softmax's
+// exponentials (SASS of the unmasked loop: DEPBAR 0x1, the row-max reduction, DEPBAR 0x0, then the
+// MUFUs; in the masked loop the two waits are back to back), so only the max overlaps PV(t); the
+// two warpgroups overlap each other instead (NOTES.md, attention v6 and session 6).
 // Rows with no kept key output zeros and LSE -inf, like the sm_80 kernel (sparse_attention.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -412,7 +413,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   }
   // Per step, as FA3 orders it: S(t+1) and PV(t) go to the tensor cores back to back; the
   // softmax of block t+1 is written to run while PV(t) is still in flight (it reads pa and writes
-  // o, the softmax only s; ptxas currently waits for PV(t) first, see the top); P is packed into
+  // o, the softmax only s; ptxas waits for PV(t) before the exponentials, see the top); P is packed into
   // pa once PV(t) is done.
   auto step = [&](int t, auto masked) {
     if constexpr (kTma) {

@@ -11,9 +11,9 @@ namespace xattn::kernels {
 enum class DType { kBF16 = 0, kFP16 = 1 };
 // Which scoring kernel: auto = wgmma on compute capability 9.x, mma.sync elsewhere.
 enum class ScoreImpl { kAuto = 0, kMmaSync = 1, kWgmma = 2 };
-// kWgmma: TMA-fed when the K/V layout allows, else cp.async; kWgmmaCpAsync forces the latter.
-// kWgmma: TMA loads from a producer warpgroup; kWgmmaInline: TMA loads issued by a consumer thread
-// (the previous generation, kept for comparison); kWgmmaCpAsync: cp.async loads.
+// kWgmma: TMA loads from a producer warpgroup when the K/V layout allows, else cp.async;
+// kWgmmaInline: TMA loads issued by a consumer thread (the previous generation, kept for
+// comparison); kWgmmaCpAsync: cp.async loads always.
 enum class AttentionImpl { kAuto = 0, kMmaSync = 1, kWgmma = 2, kWgmmaCpAsync = 3, kWgmmaInline = 4 };
 
 // Antidiagonal block scores A[B, H, Qb, Kb] (fp32), straight from Q and K, in one pass.
