@@ -41,7 +41,8 @@ cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream);
 // Bytes of workspace needed: (Lq/S) x (Kb + Lk/(64 S)) floats per (batch, head).
 size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int k_len, int stride, int block_size);
 
-// Block selection from scores, one CTA per (batch, head, query block) row.
+// Block selection from scores: a warp (rows of up to 512 blocks) or a CTA per (batch, head,
+// query block) row, then one CTA per (batch, head) for the statistics.
 enum class Selection { kThreshold = 0, kTopK = 1, kTopRatio = 2 };
 struct SelectParams {
   const float* scores = nullptr;        // [B, H, Qb, Kb]
@@ -51,9 +52,10 @@ struct SelectParams {
   bool* mask = nullptr;                 // out [B, H, Qb, Kb]
   int32_t* indices = nullptr;           // out [B, H, Qb, Kb]: kept blocks ascending, then -1
   int32_t* counts = nullptr;            // out [B, H, Qb]
-  unsigned long long* kept = nullptr;       // out [B, H], zeroed by the caller, accumulated
-  unsigned long long* computable = nullptr; // out [B, H], zeroed by the caller, accumulated
-  float* row_mass = nullptr;            // optional out [B, H, Qb, 2]: kept and total score mass per row
+  int64_t* kept = nullptr;              // out [B, H]: kept blocks
+  int64_t* computable = nullptr;        // out [B, H]: blocks the rows could compute
+  double* kept_mass = nullptr;          // out [B, H]: kept share of the score mass
+  float* row_mass = nullptr;            // out [B, H, Qb, 2]: kept and total score mass per row
   int batch = 0, heads = 0, q_len = 0, k_len = 0, block_size = 128;
   bool causal = false, force_sink = true, force_diagonal = true;
   Selection selection = Selection::kThreshold;

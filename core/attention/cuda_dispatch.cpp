@@ -99,8 +99,9 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
   m.mask = buffer(opts, "mask", {B, H, qb, kb}, at::kBool, dev);
   m.indices = buffer(opts, "indices", {B, H, qb, kb}, at::kInt, dev);
   m.counts = buffer(opts, "counts", {B, H, qb}, at::kInt, dev);
-  m.kept = buffer(opts, "kept", {B, H}, at::kLong, dev).zero_();
-  m.computable = buffer(opts, "computable", {B, H}, at::kLong, dev).zero_();
+  m.kept = buffer(opts, "kept", {B, H}, at::kLong, dev);
+  m.computable = buffer(opts, "computable", {B, H}, at::kLong, dev);
+  m.kept_mass = buffer(opts, "kept_mass", {B, H}, at::kDouble, dev);
   const at::Tensor row_mass = buffer(opts, "row_mass", {B, H, qb, 2}, at::kFloat, dev);
   const at::Tensor lens = key_lengths_int(opts, dev);
   at::Tensor taus;
@@ -120,8 +121,9 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
   p.mask = m.mask.data_ptr<bool>();
   p.indices = m.indices.data_ptr<int32_t>();
   p.counts = m.counts.data_ptr<int32_t>();
-  p.kept = reinterpret_cast<unsigned long long*>(m.kept.data_ptr<int64_t>());
-  p.computable = reinterpret_cast<unsigned long long*>(m.computable.data_ptr<int64_t>());
+  p.kept = m.kept.data_ptr<int64_t>();
+  p.computable = m.computable.data_ptr<int64_t>();
+  p.kept_mass = m.kept_mass.data_ptr<double>();
   p.row_mass = row_mass.data_ptr<float>();
   p.batch = static_cast<int>(B), p.heads = static_cast<int>(H);
   p.q_len = static_cast<int>(q_len), p.k_len = static_cast<int>(k_len), p.block_size = cfg.block_size;
@@ -133,10 +135,6 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
   p.top_ratio = static_cast<float>(cfg.top_ratio);
   check(kernels::select_blocks(p, at::cuda::getCurrentCUDAStream(dev.index())), "select_blocks");
   if (cfg.keep_scores) m.scores = scores;
-  // Per-row kept and total mass from the kernel, summed over rows: two small reductions instead of
-  // a masked product and two sums over all B x H x Qb x Kb scores.
-  const at::Tensor mass = row_mass.sum(2).to(at::kDouble);  // [B, H, 2]
-  m.kept_mass = mass.select(2, 0) / mass.select(2, 1).clamp_min(1e-30);
   return m;
 }
 

@@ -152,6 +152,50 @@ TEST(XAttentionCuda, SplitScoringKernelMatchesTheUnsplitOne) {
   }
 }
 
+namespace {
+
+// The kernel's selection against the ATen reference on the same scores: threshold masks agree
+// up to rows whose crossing block is within 1e-3 of tau, top-k / top-ratio masks exactly; counts,
+// per-head totals, kept mass and the ascending index lists follow from the kernel's own mask.
+void expect_selection_matches(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t Lq, int64_t Lk,
+                              const AttentionOptions& o, const AttentionOptions& r) {
+  const BlockMask got = cuda::select(scores, cfg, Lq, Lk, o);
+  const at::Tensor m = got.mask.cpu();
+  const BlockMask ref = select_blocks(scores.cpu(), cfg, Lq, Lk, r);
+  if (cfg.selection == "threshold") {
+    auto shifted = [&](double d) {
+      XAttentionConfig x = cfg;
+      x.threshold = std::min(1.0, std::max(0.0, cfg.threshold + d));
+      for (double& t : x.head_thresholds) t = std::min(1.0, std::max(0.0, t + d));
+      return select_blocks(scores.cpu(), x, Lq, Lk, r).mask;
+    };
+    // Selection grows with tau: a kernel mask differing only where the crossing block is
+    // within 1e-3 of the threshold lies between the reference masks at tau -/+ 1e-3.
+    EXPECT_FALSE((shifted(-1e-3) & ~m).any().item<bool>()) << "kernel dropped a block needed at tau - 1e-3";
+    EXPECT_FALSE((m & ~shifted(1e-3)).any().item<bool>()) << "kernel kept a block not needed at tau + 1e-3";
+    const double agree = m.eq(ref.mask).to(at::kDouble).mean().item<double>();
+    EXPECT_GE(agree, 0.995) << cfg.selection;
+  } else {
+    EXPECT_TRUE(at::equal(m, ref.mask)) << cfg.selection << " S " << cfg.stride;
+  }
+  EXPECT_TRUE(at::equal(got.counts.cpu(), m.sum(-1).to(at::kInt)));
+  EXPECT_TRUE(at::equal(got.computable.cpu(), ref.computable));
+  EXPECT_TRUE(at::equal(got.kept.cpu(), m.sum({2, 3}).to(at::kLong)));
+  // Kept share of the mass (summed per row in the kernel): the same as over the kernel's own
+  // mask in double precision.
+  const at::Tensor sc = scores.cpu().to(at::kDouble);
+  const at::Tensor want_mass = (sc * m).sum({2, 3}) / sc.sum({2, 3}).clamp_min(1e-30);
+  EXPECT_TRUE(at::allclose(got.kept_mass.cpu(), want_mass, 1e-5, 1e-7))
+      << cfg.selection << " max diff " << (got.kept_mass.cpu() - want_mass).abs().max().item<double>();
+  // Index lists: the kept blocks ascending, then -1.
+  const at::Tensor idx = got.indices.cpu();
+  const at::Tensor cols = at::arange(m.size(3)).to(at::kInt).expand_as(idx);
+  const at::Tensor want_idx = std::get<0>(at::where(m, cols, cols + static_cast<int>(m.size(3))).sort(-1));
+  EXPECT_TRUE(at::equal(idx, at::where(want_idx < m.size(3), want_idx, at::full_like(want_idx, -1))));
+}
+
+}  // namespace
+
 TEST(XAttentionCuda, SelectionMatchesTheReferenceUpToNearThresholdRows) {
   REQUIRE_CUDA_KERNELS();
   at::manual_seed(32);
@@ -169,40 +213,53 @@ TEST(XAttentionCuda, SelectionMatchesTheReferenceUpToNearThresholdRows) {
       cfg.top_k = 3;
       cfg.top_ratio = 0.3;
       if (c.H == 4) cfg.head_thresholds = {0.5, 0.9, 0.95, 1.0};
-      // Poison: the kernel must write every output element.
-      const BlockMask got = cuda::select(scores, cfg, c.Lq, c.Lk, o);
-      const at::Tensor m = got.mask.cpu();
-      const BlockMask ref = select_blocks(scores.cpu(), cfg, c.Lq, c.Lk, r);
-      if (std::string(sel) == "threshold") {
-        auto shifted = [&](double d) {
-          XAttentionConfig x = cfg;
-          x.threshold = std::min(1.0, std::max(0.0, cfg.threshold + d));
-          for (double& t : x.head_thresholds) t = std::min(1.0, std::max(0.0, t + d));
-          return select_blocks(scores.cpu(), x, c.Lq, c.Lk, r).mask;
-        };
-        // Selection grows with tau: a kernel mask differing only where the crossing block is
-        // within 1e-3 of the threshold lies between the reference masks at tau -/+ 1e-3.
-        EXPECT_FALSE((shifted(-1e-3) & ~m).any().item<bool>()) << "kernel dropped a block needed at tau - 1e-3";
-        EXPECT_FALSE((m & ~shifted(1e-3)).any().item<bool>()) << "kernel kept a block not needed at tau + 1e-3";
-        const double agree = m.eq(ref.mask).to(at::kDouble).mean().item<double>();
-        EXPECT_GE(agree, 0.995) << sel;
-      } else {
-        EXPECT_TRUE(at::equal(m, ref.mask)) << sel << " S " << c.S;
+      SCOPED_TRACE(testing::Message() << sel << " Lq " << c.Lq << " Lk " << c.Lk);
+      expect_selection_matches(scores, cfg, c.Lq, c.Lk, o, r);
+    }
+  }
+}
+
+// Rows of every sort size the selection kernels have (warp sorts of 32 ... 512 blocks, the
+// CTA-wide sorts beyond), on scores with many exact ties (small integers), so the order among
+// equal scores (by index, as the reference's stable sort) decides the top-k / top-ratio masks.
+TEST(XAttentionCuda, SelectionOfEveryRowLengthMatchesTheReference) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(33);
+  struct Rows {
+    int64_t Lq, Lk;
+    bool causal;
+  };
+  const Rows kRows[] = {
+      {300, 4000, false},           // 32 key blocks: the narrowest warp sort
+      {256, 128 * 200 + 5, false},  // 201 blocks, a tail block
+      {1000, 128 * 500, false},     // 500: the widest warp sort
+      {1000, 128 * 1000, false},    // 1000: CTA-wide sort
+      {200, 128 * 1500, false},     // 1500: the next CTA-wide size
+      {128 * 600, 128 * 600, true}, // causal rows reaching 1 ... 600 blocks: every warp size
+      {128 * 5, 128 * 1100 - 7, true},  // causal, offset: rows reaching ~1096-1100 blocks
+  };
+  for (const Rows& c : kRows) {
+    const int64_t qb = (c.Lq + 127) / 128, kb = (c.Lk + 127) / 128;
+    for (const bool ties : {true, false}) {
+      at::Tensor s = ties ? at::randint(0, 6, {1, 2, qb, kb}).to(at::kFloat) : at::rand({1, 2, qb, kb});
+      if (c.causal) {  // blocks past a row's diagonal score 0, as in real scores (the mass statistics rely on it)
+        const at::Tensor last_q = (at::arange(1, qb + 1) * 128).clamp_max(c.Lq) - 1 + (c.Lk - c.Lq);
+        s = s * (at::arange(kb).unsqueeze(0) * 128 <= last_q.unsqueeze(1)).to(at::kFloat);
       }
-      EXPECT_TRUE(at::equal(got.counts.cpu(), m.sum(-1).to(at::kInt)));
-      EXPECT_TRUE(at::equal(got.computable.cpu(), ref.computable));
-      EXPECT_TRUE(at::equal(got.kept.cpu(), m.sum({2, 3}).to(at::kLong)));
-      // Kept share of the mass (summed per row in the kernel): the same as over the kernel's own
-      // mask in double precision.
-      const at::Tensor sc = scores.cpu().to(at::kDouble);
-      const at::Tensor want_mass = (sc * m).sum({2, 3}) / sc.sum({2, 3}).clamp_min(1e-30);
-      EXPECT_TRUE(at::allclose(got.kept_mass.cpu(), want_mass, 1e-5, 1e-7))
-          << sel << " max diff " << (got.kept_mass.cpu() - want_mass).abs().max().item<double>();
-      // Index lists: the kept blocks ascending, then -1.
-      const at::Tensor idx = got.indices.cpu();
-      const at::Tensor cols = at::arange(m.size(3)).to(at::kInt).expand_as(idx);
-      const at::Tensor want_idx = std::get<0>(at::where(m, cols, cols + static_cast<int>(m.size(3))).sort(-1));
-      EXPECT_TRUE(at::equal(idx, at::where(want_idx < m.size(3), want_idx, at::full_like(want_idx, -1))));
+      s = (s / s.sum(-1, true).clamp_min(1.f)).cuda();
+      AttentionOptions o, r;
+      o.causal = r.causal = c.causal;
+      for (const char* sel : {"threshold", "top_k", "top_ratio"}) {
+        XAttentionConfig cfg;
+        cfg.block_size = 128;
+        cfg.selection = sel;
+        cfg.top_k = 7;
+        cfg.top_ratio = 0.35;
+        cfg.head_thresholds = {0.6, 0.9};
+        SCOPED_TRACE(testing::Message() << sel << " ties " << ties << " Lq " << c.Lq << " Lk " << c.Lk << " causal "
+                                        << c.causal);
+        expect_selection_matches(s, cfg, c.Lq, c.Lk, o, r);
+      }
     }
   }
 }
