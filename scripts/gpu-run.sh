@@ -2,7 +2,7 @@
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
 #   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention
-#          bench-text bench-t2v sass sass-attention sass-attention-quick sass-cubins
+#          bench-text bench-t2v sass sass-attention sass-attention-quick sass-cubins ncu-hot
 #   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
 #   A step NAME=VALUE exports that variable for the steps after it, e.g.
 #   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
@@ -19,6 +19,7 @@ steps=("$@")
 declare -a table
 n_scoring=0
 n_attention=0
+n_ncu=0
 status() { table+=("$(printf '%-12s %-6s %s' "$1" "$2" "$3")"); }
 # The bf16 D 128 producer-warpgroup attention kernel out of a SASS dump (stdin).
 attn_kernel_sass() {
@@ -107,6 +108,22 @@ for s in "${steps[@]}"; do
         status sass-cubin info "$(attn_loop_order "$f")"
       done ;;
     sass) sass_summary ;;
+    ncu-hot)
+      # One launch of the kernels matching NCU_KERNEL (regex) in `xattn bench NCU_ARGS`, skipping
+      # NCU_SKIP launches: stall samples per SASS instruction (scripts/ncu_hot.py) in ncu-N.txt.
+      n_ncu=$((n_ncu + 1))
+      t0=$(date +%s)
+      f="$OUT/ncu-$n_ncu.txt"
+      # shellcheck disable=SC2086
+      ncu --kernel-name "regex:${NCU_KERNEL:?}" --launch-skip "${NCU_SKIP:-2}" --launch-count 1 \
+        --section WarpStateStats --section SourceCounters --import-source no -f -o /tmp/ncu-hot \
+        "$BUILD_DIR/bin/xattn" bench ${NCU_ARGS:?} > /tmp/ncu-hot.log 2>&1
+      { echo "ncu $NCU_KERNEL: xattn bench $NCU_ARGS (skip ${NCU_SKIP:-2})"
+        ncu -i /tmp/ncu-hot.ncu-rep --page details --section WarpStateStats 2>&1 | grep -E 'Duration|Stall|Issued|Eligible|Warp Cycles' | head -20
+        ncu -i /tmp/ncu-hot.ncu-rep --page source --csv --print-source sass 2>&1 | python3 scripts/ncu_hot.py
+      } > "$f" 2>&1
+      status ncu-hot "$([ -s /tmp/ncu-hot.ncu-rep ] && echo ok || echo FAIL)" "$(head -c 300 "$f" | tr '\n' ' ') ($(( $(date +%s) - t0 )) s)"
+      [ -s /tmp/ncu-hot.ncu-rep ] || tail -5 /tmp/ncu-hot.log ;;
     fixtures)
       if python3 tests/fixtures/make_fixtures.py "$OUT" > "$OUT/fixtures.log" 2>&1; then
         status fixtures ok "$(tail -1 "$OUT/fixtures.log")"
