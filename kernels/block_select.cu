@@ -25,6 +25,8 @@ namespace {
 // Where one (batch, head, query block) row may look: key length, causal diagonal, forced blocks.
 struct RowGeometry {
   int bs, kb, len, first_q, last_q;
+  int allowed_end;         // allowed(J) <=> 0 <= J < allowed_end
+  int diag_lo, diag_hi;    // the causal diagonal's blocks
   bool causal, sink, diagonal;
   int64_t row;  // index of the row in [B, H, Qb]
 
@@ -38,22 +40,18 @@ struct RowGeometry {
     last_q = min((I + 1) * bs, p.q_len) - 1 + off;
     causal = p.causal, sink = p.force_sink, diagonal = p.force_diagonal;
     row = (static_cast<int64_t>(b) * p.heads + h) * qb + I;
+    // J < kb, J * bs < len and (causal) J * bs <= last_q, as one bound (no division per block).
+    allowed_end = min(kb, (len + bs - 1) / bs);
+    if (causal) allowed_end = last_q < 0 ? 0 : min(allowed_end, last_q / bs + 1);
+    diag_lo = first_q / bs, diag_hi = last_q / bs;
   }
-  __device__ bool allowed(int J) const {
-    return J >= 0 && J < kb && J * bs < len && (!causal || J * bs <= last_q);
-  }
+  __device__ bool allowed(int J) const { return J >= 0 && J < allowed_end; }
   __device__ bool forced(int J) const {
     if (!causal || !allowed(J)) return false;
-    return (sink && J == 0) || (diagonal && J >= first_q / bs && J <= last_q / bs);
+    return (sink && J == 0) || (diagonal && J >= diag_lo && J <= diag_hi);
   }
   // Key blocks [0, reach) hold every block this row can compute.
   __device__ int reach() const { return causal ? min(kb, last_q / bs + 1) : kb; }
-  // How many blocks allowed() accepts: J < kb, J * bs < len and (causal) J * bs <= last_q.
-  __device__ int allowed_count() const {
-    int n = min(kb, (len + bs - 1) / bs);
-    if (causal) n = last_q < 0 ? 0 : min(n, last_q / bs + 1);
-    return n;
-  }
 };
 
 // How many sorted positions top-k / top-ratio keep (threshold selection: no limit).
@@ -201,11 +199,15 @@ __device__ void select_row_warp(const SelectParams& p, const RowGeometry& g, flo
   }
 }
 
-// Rows [first_row, first_row + rows) of every (batch, head), each reaching at most 512 blocks; a
-// warp sorts 32 * E of them, the smallest E that holds its row. (E = 32 for up to 1024 blocks was
-// tried: 64 live registers of keys, two warps per scheduler; it ran slower than the CUB sort.)
-__global__ void __launch_bounds__(32 * kWarpRows, 3) select_warp_kernel(const SelectParams p, int first_row, int rows) {
-  __shared__ uint8_t flag[kWarpRows][kWarpMaxBlocks];
+// Rows [first_row, first_row + rows) of every (batch, head), each reaching at most 32 * EMax
+// blocks; a warp sorts 32 * E of them, the smallest E that holds its row. Rows up to 256 blocks
+// (EMax 8) have an instance of their own at 76 registers, 1.5x the warps per SM of the 512-block
+// one. (E = 32 for up to 1024 blocks was tried: 64 live registers of keys, two warps per
+// scheduler; it ran slower than the CUB sort.)
+template <int EMax>
+__global__ void __launch_bounds__(32 * kWarpRows, EMax <= 8 ? 6 : 3)
+    select_warp_kernel(const SelectParams p, int first_row, int rows) {
+  __shared__ uint8_t flag[kWarpRows][32 * EMax];
   const int w = static_cast<int>(threadIdx.x) >> 5;
   const int I = first_row + static_cast<int>(blockIdx.x) * kWarpRows + w;
   if (I >= first_row + rows) return;
@@ -215,8 +217,8 @@ __global__ void __launch_bounds__(32 * kWarpRows, 3) select_warp_kernel(const Se
   if (r <= 32) select_row_warp<1>(p, g, tau, flag[w]);
   else if (r <= 64) select_row_warp<2>(p, g, tau, flag[w]);
   else if (r <= 128) select_row_warp<4>(p, g, tau, flag[w]);
-  else if (r <= 256) select_row_warp<8>(p, g, tau, flag[w]);
-  else select_row_warp<16>(p, g, tau, flag[w]);
+  else if (EMax == 8 || r <= 256) select_row_warp<8>(p, g, tau, flag[w]);
+  else select_row_warp<EMax>(p, g, tau, flag[w]);
 }
 
 // ---- Longer rows: one CTA per row, CUB's block radix sort ----------------------------------------
@@ -330,7 +332,7 @@ __global__ void __launch_bounds__(kThreads) head_stats_kernel(const SelectParams
   for (int I = threadIdx.x; I < qb; I += kThreads) {
     const RowGeometry g(p, b, h, I);
     kept += p.counts[g.row];
-    computable += g.allowed_count();
+    computable += g.allowed_end;
     kept_mass += p.row_mass[2 * g.row];
     total += p.row_mass[2 * g.row + 1];
   }
@@ -353,8 +355,10 @@ __global__ void __launch_bounds__(kThreads) head_stats_kernel(const SelectParams
 cudaError_t launch_rows(const SelectParams& p, int blocks, int first_row, int rows, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
   const dim3 warps((rows + kWarpRows - 1) / kWarpRows, p.heads, p.batch);
-  if (blocks <= kWarpMaxBlocks) {
-    select_warp_kernel<<<warps, 32 * kWarpRows, 0, stream>>>(p, first_row, rows);
+  if (blocks <= kWarpMaxBlocks / 2) {
+    select_warp_kernel<8><<<warps, 32 * kWarpRows, 0, stream>>>(p, first_row, rows);
+  } else if (blocks <= kWarpMaxBlocks) {
+    select_warp_kernel<16><<<warps, 32 * kWarpRows, 0, stream>>>(p, first_row, rows);
   } else if (blocks <= 4 * kThreads) {
     select_kernel<4><<<dim3(rows, p.heads, p.batch), kThreads, 0, stream>>>(p, first_row);
   } else if (blocks <= 8 * kThreads) {
@@ -383,9 +387,9 @@ cudaError_t select_blocks(const SelectParams& p, cudaStream_t stream) {
     const cudaError_t e = launch_rows(p, kb, 0, qb, stream);
     return e != cudaSuccess ? e : stats();
   }
-  // Causal: row I reaches blocks [0, reach(I)), growing with I. Rows reaching at most 512 blocks
-  // go to one warp-kernel launch (each warp sizes its sort to its own row); longer rows sort only
-  // their prefix with the smallest CUB size that holds it.
+  // Causal: row I reaches blocks [0, reach(I)), growing with I. Rows reaching at most 256 blocks
+  // go to one warp-kernel launch (each warp sizes its sort to its own row), up to 512 to a second;
+  // longer rows sort only their prefix with the smallest CUB size that holds it.
   const int off = p.k_len - p.q_len;
   auto reach = [&](int I) {
     const int last_q = std::min((I + 1) * p.block_size, p.q_len) - 1 + off;
@@ -394,7 +398,8 @@ cudaError_t select_blocks(const SelectParams& p, cudaStream_t stream) {
   int first = 0;
   while (first < qb) {
     const int r = reach(first);
-    const int cls = r <= kWarpMaxBlocks ? kWarpMaxBlocks : r <= 4 * kThreads ? 4 * kThreads
+    const int cls = r <= kWarpMaxBlocks / 2 ? kWarpMaxBlocks / 2 : r <= kWarpMaxBlocks ? kWarpMaxBlocks
+                    : r <= 4 * kThreads ? 4 * kThreads
                     : r <= 8 * kThreads ? 8 * kThreads : 16 * kThreads;
     int last = first + 1;
     while (last < qb && reach(last) <= cls) ++last;
