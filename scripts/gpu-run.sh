@@ -2,7 +2,7 @@
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
 #   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention
-#          bench-text bench-t2v sass sass-attention sass-attention-quick sass-cubins ncu-hot
+#          bench-text bench-t2v sass sass-attention sass-attention-quick sass-cubins ncu-hot ncu-times
 #   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
 #   A step NAME=VALUE exports that variable for the steps after it, e.g.
 #   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
@@ -108,6 +108,21 @@ for s in "${steps[@]}"; do
         status sass-cubin info "$(attn_loop_order "$f")"
       done ;;
     sass) sass_summary ;;
+    ncu-times)
+      # Duration of each of the first NCU_COUNT (default 12) kernel launches of `xattn bench
+      # NCU_ARGS` (after NCU_SKIP, default 0), one line each, in ncu-times-N.txt.
+      n_ncu=$((n_ncu + 1))
+      f="$OUT/ncu-times-$n_ncu.txt"
+      # shellcheck disable=SC2086
+      ncu --launch-skip "${NCU_SKIP:-0}" --launch-count "${NCU_COUNT:-12}" --metrics gpu__time_duration.sum --csv \
+        "$BUILD_DIR/bin/xattn" bench ${NCU_ARGS:?} 2> /tmp/ncu-times.err |
+        python3 -c 'import csv, sys
+rows = [r for r in csv.reader(l for l in sys.stdin if l.startswith("\""))]
+h = rows[0]; k = h.index("Kernel Name"); v = h.index("Metric Value"); u = h.index("Metric Unit")
+for r in rows[1:]:
+    print(f"{r[v]:>12} {r[u]:<6} {r[k][:110]}")' > "$f" 2>&1
+      status ncu-times "$([ -s "$f" ] && echo ok || echo FAIL)" "$(wc -l < "$f") launches in $(basename "$f")"
+      cat "$f" ;;
     ncu-hot)
       # One launch of the kernels matching NCU_KERNEL (regex) in `xattn bench NCU_ARGS`, skipping
       # NCU_SKIP launches: stall samples per SASS instruction (scripts/ncu_hot.py) in ncu-N.txt.
