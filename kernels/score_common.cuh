@@ -65,7 +65,9 @@ __device__ inline bool score_tile_setup(const ScoreParams& p, ScoreTile& t, int 
 // A[I, J] = sum over the block's rows of sum_iJ * exp2(max_after_tile - max_i) / sum_i, from the
 // workspace written tile by tile (kTileGroups key groups per tile) and each row's final max and
 // sum (shared memory), and 0 for the blocks after them. Call after a barrier; threads tid of
-// nthreads take part (default: the CTA). Every (I, J) of the CTA's query blocks is written.
+// nthreads take part (default: the CTA). Every (I, J) of the CTA's query blocks is written, or,
+// with nparts > 1, every nparts-th stretch of nthreads of them from stretch `part` (several CTAs
+// sharing one row tile's outputs).
 // Memory-bound (the workspace holds a value per query *group*, gpb times the output): each thread
 // issues its rows' loads eight at a time, independent of each other, before using any (the first
 // version loaded one row per step behind a branch and was latency-bound: 2.5 ms of the 23 ms
@@ -73,12 +75,14 @@ __device__ inline bool score_tile_setup(const ScoreParams& p, ScoreTile& t, int 
 // kernels' epilogues.
 template <int kBM, int kTileGroups>
 __device__ inline void score_finalize(const ScoreParams& p, const ScoreTile& t, int n_tiles, const float* row_max,
-                                      const float* row_sum, int tid = -1, int nthreads = -1) {
+                                      const float* row_sum, int tid = -1, int nthreads = -1, int part = 0,
+                                      int nparts = 1) {
   if (tid < 0) tid = static_cast<int>(threadIdx.x), nthreads = static_cast<int>(blockDim.x);
   const int kb_done = min(t.kb_count, n_tiles * (kTileGroups / t.gpb));
   const int nqb = kBM / t.gpb;
   const int gpb = t.gpb;
-  for (int x = tid; x < nqb * kb_done; x += nthreads) {
+  const int first = tid + part * nthreads, step = nthreads * nparts;
+  for (int x = first; x < nqb * kb_done; x += step) {
     const int qi = x / kb_done, J = x % kb_done;
     const int I = t.i0 / gpb + qi;
     if (I >= t.qb_count) continue;
@@ -107,7 +111,7 @@ __device__ inline void score_finalize(const ScoreParams& p, const ScoreTile& t, 
   // Blocks past the last key tile these rows reach (causal, short key lengths) score 0: written
   // here, so the caller need not clear the whole output first.
   const int kb_rest = t.kb_count - kb_done;
-  for (int x = tid; x < nqb * kb_rest; x += nthreads) {
+  for (int x = first; x < nqb * kb_rest; x += step) {
     const int qi = x / kb_rest, J = kb_done + x % kb_rest;
     const int I = t.i0 / gpb + qi;
     if (I < t.qb_count) p.scores[((static_cast<int64_t>(t.b) * p.q_heads + t.h) * t.qb_count + I) * t.kb_count + J] = 0.f;
