@@ -70,7 +70,7 @@ __device__ inline bool keep_position(const SelectParams& p, float tau, int pos, 
   return pos < limit;
 }
 
-// ---- Rows of up to 1024 reachable blocks: one warp per row -------------------------------------
+// ---- Rows of up to 512 reachable blocks: one warp per row --------------------------------------
 
 constexpr int kWarpRows = 4;           // rows (warps) per CTA, all of one (batch, head)
 constexpr int kWarpMaxBlocks = 512;    // 32 lanes x E = 16 elements at most
