@@ -2,7 +2,7 @@
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
 #   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention
-#          bench-text bench-t2v sass sass-attention sass-attention-quick sass-cubins ncu-hot ncu-times
+#          bench-text bench-t2v sass sass-attention sass-attention-quick sass-cubins ncu-hot ncu-times ncu-metrics
 #   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
 #   A step NAME=VALUE exports that variable for the steps after it, e.g.
 #   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
@@ -122,6 +122,23 @@ h = rows[0]; k = h.index("Kernel Name"); v = h.index("Metric Value"); u = h.inde
 for r in rows[1:]:
     print(f"{r[v]:>12} {r[u]:<6} {r[k][:110]}")' > "$f" 2>&1
       status ncu-times "$([ -s "$f" ] && echo ok || echo FAIL)" "$(wc -l < "$f") launches in $(basename "$f")"
+      cat "$f" ;;
+    ncu-metrics)
+      # NCU_METRICS (default: time, L2 hit rate and bytes, DRAM bytes, SM and tensor-pipe load) of
+      # NCU_COUNT (default 1) launches of the kernels matching NCU_KERNEL in `xattn bench
+      # NCU_ARGS`, after NCU_SKIP (default 2), in ncu-metrics-N.txt.
+      n_ncu=$((n_ncu + 1))
+      f="$OUT/ncu-metrics-$n_ncu.txt"
+      m=${NCU_METRICS:-gpu__time_duration.sum,lts__t_sector_hit_rate.pct,lts__t_bytes.sum,dram__bytes_read.sum,dram__bytes_write.sum,sm__throughput.avg.pct_of_peak_sustained_elapsed,sm__inst_executed_pipe_tensor_op_gmma.avg.pct_of_peak_sustained_active}
+      # shellcheck disable=SC2086
+      ncu --kernel-name "regex:${NCU_KERNEL:?}" --launch-skip "${NCU_SKIP:-2}" --launch-count "${NCU_COUNT:-1}" \
+        --metrics "$m" --csv "$BUILD_DIR/bin/xattn" bench ${NCU_ARGS:?} 2> /tmp/ncu-metrics.err |
+        python3 -c 'import csv, sys
+rows = [r for r in csv.reader(l for l in sys.stdin if l.startswith("\""))]
+h = rows[0]; k = h.index("Kernel Name"); n = h.index("Metric Name"); v = h.index("Metric Value"); u = h.index("Metric Unit")
+for r in rows[1:]:
+    print(f"{r[k][:60]:<60} {r[n]:<70} {r[v]:>16} {r[u]}")' > "$f" 2>&1
+      status ncu-metrics "$([ -s "$f" ] && echo ok || echo FAIL)" "$NCU_KERNEL: $(wc -l < "$f") values in $(basename "$f")"
       cat "$f" ;;
     ncu-hot)
       # One launch of the kernels matching NCU_KERNEL (regex) in `xattn bench NCU_ARGS`, skipping
