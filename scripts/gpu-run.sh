@@ -38,6 +38,15 @@ sass_summary() {
   cuobjdump --dump-sass "$BUILD_DIR/kernels/libxattn_kernels.a" > "$OUT/kernels.sass" 2>&1
   status sass info "HMMA $(grep -c HMMA "$OUT/kernels.sass") HGMMA $(grep -c HGMMA "$OUT/kernels.sass") LDL/STL $(grep -cE 'LDL|STL' "$OUT/kernels.sass")"
 }
+# `ncu --csv --metrics ...` (stdin) as one line per kernel launch and metric: value, unit,
+# metric, kernel name.
+ncu_csv_table() {
+  python3 -c 'import csv, sys
+rows = [r for r in csv.reader(l for l in sys.stdin if l.startswith("\""))]
+h = rows[0]; k = h.index("Kernel Name"); n = h.index("Metric Name"); v = h.index("Metric Value"); u = h.index("Metric Unit")
+for r in rows[1:]:
+    print(f"{r[v]:>16} {r[u]:<8} {r[n]:<50} {r[k][:100]}")'
+}
 # bench_table NAME N ROUTINE ARGS...: `xattn bench ROUTINE ARGS` into NAME-N.md, headed by the
 # XATTN_* settings it ran with; progress and errors appended to bench.err.
 bench_table() {
@@ -116,28 +125,20 @@ for s in "${steps[@]}"; do
       # shellcheck disable=SC2086
       ncu --launch-skip "${NCU_SKIP:-0}" --launch-count "${NCU_COUNT:-12}" --metrics gpu__time_duration.sum --csv \
         "$BUILD_DIR/bin/xattn" bench ${NCU_ARGS:?} 2> /tmp/ncu-times.err |
-        python3 -c 'import csv, sys
-rows = [r for r in csv.reader(l for l in sys.stdin if l.startswith("\""))]
-h = rows[0]; k = h.index("Kernel Name"); v = h.index("Metric Value"); u = h.index("Metric Unit")
-for r in rows[1:]:
-    print(f"{r[v]:>12} {r[u]:<6} {r[k][:110]}")' > "$f" 2>&1
+        ncu_csv_table > "$f" 2>&1
       status ncu-times "$([ -s "$f" ] && echo ok || echo FAIL)" "$(wc -l < "$f") launches in $(basename "$f")"
       cat "$f" ;;
     ncu-metrics)
-      # NCU_METRICS (default: time, L2 hit rate and bytes, DRAM bytes, SM and tensor-pipe load) of
+      # NCU_METRICS (default: time, L2 hit rate and bytes, DRAM bytes, SM throughput) of
       # NCU_COUNT (default 1) launches of the kernels matching NCU_KERNEL in `xattn bench
       # NCU_ARGS`, after NCU_SKIP (default 2), in ncu-metrics-N.txt.
       n_ncu=$((n_ncu + 1))
       f="$OUT/ncu-metrics-$n_ncu.txt"
-      m=${NCU_METRICS:-gpu__time_duration.sum,lts__t_sector_hit_rate.pct,lts__t_bytes.sum,dram__bytes_read.sum,dram__bytes_write.sum,sm__throughput.avg.pct_of_peak_sustained_elapsed,sm__inst_executed_pipe_tensor_op_gmma.avg.pct_of_peak_sustained_active}
+      m=${NCU_METRICS:-gpu__time_duration.sum,lts__t_sector_hit_rate.pct,lts__t_bytes.sum,dram__bytes_read.sum,dram__bytes_write.sum,sm__throughput.avg.pct_of_peak_sustained_elapsed}
       # shellcheck disable=SC2086
       ncu --kernel-name "regex:${NCU_KERNEL:?}" --launch-skip "${NCU_SKIP:-2}" --launch-count "${NCU_COUNT:-1}" \
         --metrics "$m" --csv "$BUILD_DIR/bin/xattn" bench ${NCU_ARGS:?} 2> /tmp/ncu-metrics.err |
-        python3 -c 'import csv, sys
-rows = [r for r in csv.reader(l for l in sys.stdin if l.startswith("\""))]
-h = rows[0]; k = h.index("Kernel Name"); n = h.index("Metric Name"); v = h.index("Metric Value"); u = h.index("Metric Unit")
-for r in rows[1:]:
-    print(f"{r[k][:60]:<60} {r[n]:<70} {r[v]:>16} {r[u]}")' > "$f" 2>&1
+        ncu_csv_table > "$f" 2>&1
       status ncu-metrics "$([ -s "$f" ] && echo ok || echo FAIL)" "$NCU_KERNEL: $(wc -l < "$f") values in $(basename "$f")"
       cat "$f" ;;
     ncu-hot)
