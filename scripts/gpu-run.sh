@@ -2,7 +2,7 @@
 # One device call: build, GPU + CPU tests, fixtures and benchmarks; logs under $OUT,
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
 #   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention
-#          bench-text bench-t2v sass sass-attention sass-attention-quick sass-cubins ncu-hot ncu-times ncu-metrics
+#          bench-text bench-t2v sass sass-attention sass-attention-quick sass-cubins ncu-hot ncu-times
 #   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
 #   A step NAME=VALUE exports that variable for the steps after it, e.g.
 #   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
@@ -127,19 +127,6 @@ for s in "${steps[@]}"; do
         "$BUILD_DIR/bin/xattn" bench ${NCU_ARGS:?} 2> /tmp/ncu-times.err |
         ncu_csv_table > "$f" 2>&1
       status ncu-times "$([ -s "$f" ] && echo ok || echo FAIL)" "$(wc -l < "$f") launches in $(basename "$f")"
-      cat "$f" ;;
-    ncu-metrics)
-      # NCU_METRICS (default: time, L2 hit rate and bytes, DRAM bytes, SM throughput) of
-      # NCU_COUNT (default 1) launches of the kernels matching NCU_KERNEL in `xattn bench
-      # NCU_ARGS`, after NCU_SKIP (default 2), in ncu-metrics-N.txt.
-      n_ncu=$((n_ncu + 1))
-      f="$OUT/ncu-metrics-$n_ncu.txt"
-      m=${NCU_METRICS:-gpu__time_duration.sum,lts__t_sector_hit_rate.pct,lts__t_bytes.sum,dram__bytes_read.sum,dram__bytes_write.sum,sm__throughput.avg.pct_of_peak_sustained_elapsed}
-      # shellcheck disable=SC2086
-      ncu --kernel-name "regex:${NCU_KERNEL:?}" --launch-skip "${NCU_SKIP:-2}" --launch-count "${NCU_COUNT:-1}" \
-        --metrics "$m" --csv "$BUILD_DIR/bin/xattn" bench ${NCU_ARGS:?} 2> /tmp/ncu-metrics.err |
-        ncu_csv_table > "$f" 2>&1
-      status ncu-metrics "$([ -s "$f" ] && echo ok || echo FAIL)" "$NCU_KERNEL: $(wc -l < "$f") values in $(basename "$f")"
       cat "$f" ;;
     ncu-hot)
       # One launch of the kernels matching NCU_KERNEL (regex) in `xattn bench NCU_ARGS`, skipping
