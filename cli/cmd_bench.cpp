@@ -136,6 +136,12 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
+// --cases help for the scoring and attention benches (the same case list), with each one's default.
+std::string cases_help(const std::string& defaults) {
+  return "comma-separated cases: causal-8k..causal-128k (Hq 32, Hkv 8), video-720p, full-16k..full-64k "
+         "(non-causal, 24 heads) (default: " + defaults + ")";
+}
+
 void check_cases(const std::vector<std::string>& cases) {
   const auto names = eval::bench_case_names();
   for (const auto& c : cases)
@@ -155,10 +161,7 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
               "(1 = no split; default: from the GPU's SM count, e.g. 7 at stride 8 on an H100).\n"
               "Inputs TMA can load (lengths that are multiples of the stride) take the kernel with three\n"
               "warpgroups (192 query groups per CTA); XATTN_SCORING_WARPGROUPS=2 selects the 128-group one.");
-  p.flag("--cases", "LIST",
-         "comma-separated cases: causal-8k..causal-128k (Hq 32, Hkv 8), video-720p, full-16k..full-64k "
-         "(non-causal, 24 heads) (default: causal-8k..causal-128k, video-720p)",
-         &cases);
+  p.flag("--cases", "LIST", cases_help("causal-8k..causal-128k, video-720p"), &cases);
   p.flag("--strides", "LIST", "comma-separated strides (default: 8,16)", &strides);
   p.flag("--threshold", "TAU", "selection threshold", &cfg.threshold);
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
@@ -195,10 +198,7 @@ int run_attention_cmd(const std::vector<std::string>& args) {
               "workload tuned to ~35% density. XATTN_ATTENTION_KERNEL=mma_sync|wgmma|wgmma_inline|wgmma_cp_async\n"
               "forces a kernel generation (default: wgmma fed by TMA from a producer warpgroup on Hopper;\n"
               "wgmma_inline: TMA issued by a consumer thread, the previous generation).");
-  p.flag("--cases", "LIST",
-         "comma-separated cases: causal-8k..causal-128k (Hq 32, Hkv 8), video-720p, full-16k..full-64k "
-         "(non-causal, 24 heads) (default: causal-32k,causal-128k,video-720p)",
-         &cases);
+  p.flag("--cases", "LIST", cases_help("causal-32k,causal-128k,video-720p"), &cases);
   p.flag("--stride", "N", "stride of the estimate in the full call", &cfg.stride);
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);

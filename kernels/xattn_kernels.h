@@ -38,7 +38,7 @@ struct ScoreParams {
   ScoreImpl impl = ScoreImpl::kAuto;
 };
 cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream);
-// Bytes of workspace needed: (Lq/S) x (Kb + Lk/(64 S)) floats per (batch, head).
+// Bytes of workspace needed: (Lq/S) x (Kb + ceil(Lk/(64 S)) + 3) floats per (batch, head).
 size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int k_len, int stride, int block_size);
 
 // Block selection from scores: a warp (rows of up to 512 blocks) or a CTA per (batch, head,
