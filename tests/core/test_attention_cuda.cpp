@@ -1,6 +1,7 @@
 // CUDA kernels against the ATen reference (label gpu; skipped without a GPU).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 
 #ifdef XATTN_WITH_CUDA
@@ -159,7 +160,24 @@ namespace {
 // per-head totals, kept mass and the ascending index lists follow from the kernel's own mask.
 void expect_selection_matches(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t Lq, int64_t Lk,
                               const AttentionOptions& o, const AttentionOptions& r) {
-  const BlockMask got = cuda::select(scores, cfg, Lq, Lk, o);
+  // Poison: the outputs come from a workspace filled with garbage first, so an element the kernels
+  // leave unwritten shows below.
+  Workspace ws;
+  AttentionOptions ow = o;
+  ow.workspace = &ws;
+  (void)cuda::select(scores, cfg, Lq, Lk, ow);  // sizes the slots
+  {
+    const auto dev = scores.device();
+    const int64_t B = scores.size(0), H = scores.size(1), qb = scores.size(2), kb = scores.size(3);
+    ws.get("mask", {B, H, qb, kb}, at::kBool, dev).fill_(true);
+    ws.get("indices", {B, H, qb, kb}, at::kInt, dev).fill_(12345);
+    ws.get("counts", {B, H, qb}, at::kInt, dev).fill_(-7);
+    ws.get("kept", {B, H}, at::kLong, dev).fill_(-7);
+    ws.get("computable", {B, H}, at::kLong, dev).fill_(-7);
+    ws.get("kept_mass", {B, H}, at::kDouble, dev).fill_(std::nan(""));
+    ws.get("row_mass", {B, H, qb, 2}, at::kFloat, dev).fill_(std::nanf(""));
+  }
+  const BlockMask got = cuda::select(scores, cfg, Lq, Lk, ow);
   const at::Tensor m = got.mask.cpu();
   const BlockMask ref = select_blocks(scores.cpu(), cfg, Lq, Lk, r);
   if (cfg.selection == "threshold") {
