@@ -125,14 +125,15 @@ TEST(XAttentionCuda, ThreeWarpgroupScoringKernelMatchesTheTwoWarpgroupOne) {
 // Splitting each row tile's key range over several CTAs (XATTN_SCORING_SPLIT=n; chosen
 // automatically for long inputs) gives the unsplit scores up to float rounding: causal rows
 // shorter than some parts, GQA, per-batch key lengths, both load paths (lengths that are and are
-// not multiples of the stride), parts of one and of two key tiles.
+// not multiples of the stride), parts of one and of two key tiles, and the grid's row-tile groups
+// (XATTN_SCORING_GROUP: one row tile, and 2 of the 3 row tiles, i.e. a shorter last group).
 TEST(XAttentionCuda, SplitScoringKernelMatchesTheUnsplitOne) {
   REQUIRE_CUDA_KERNELS();
   at::manual_seed(41);
   for (const int tail : {0, 3}) {
     for (const bool causal : {false, true}) {
       const int64_t B = causal ? 1 : 2;
-      at::Tensor q = at::randn({B, 2 * 128 * 8 + 8 * 17 + tail, 4, 128}).to(at::kBFloat16).cuda();
+      at::Tensor q = at::randn({B, 2 * 192 * 8 + 8 * 17 + tail, 4, 128}).to(at::kBFloat16).cuda();  // 3 row tiles
       at::Tensor k = at::randn({B, 5 * 256 * 8 + 8 * 40 + tail, 2, 128}).to(at::kBFloat16).cuda();  // 6 key tiles
       AttentionOptions o;
       o.causal = causal;
@@ -141,13 +142,17 @@ TEST(XAttentionCuda, SplitScoringKernelMatchesTheUnsplitOne) {
       ::setenv("XATTN_SCORING_SPLIT", "1", 1);
       const at::Tensor whole = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
       for (const char* parts : {"2", "6"}) {
-        ::setenv("XATTN_SCORING_SPLIT", parts, 1);
-        const at::Tensor split = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
-        EXPECT_TRUE(at::allclose(split, whole, 1e-5, 1e-7))
-            << "tail " << tail << " causal " << causal << " parts " << parts << " max diff "
-            << (split - whole).abs().max().item<float>();
+        for (const char* group : {"1", "2"}) {
+          ::setenv("XATTN_SCORING_SPLIT", parts, 1);
+          ::setenv("XATTN_SCORING_GROUP", group, 1);
+          const at::Tensor split = antidiagonal_block_scores(q, k, 8, 128, o).cpu();
+          EXPECT_TRUE(at::allclose(split, whole, 1e-5, 1e-7))
+              << "tail " << tail << " causal " << causal << " parts " << parts << " group " << group
+              << " max diff " << (split - whole).abs().max().item<float>();
+        }
       }
       ::unsetenv("XATTN_SCORING_SPLIT");
+      ::unsetenv("XATTN_SCORING_GROUP");
       EXPECT_GT(whole.sum().item<float>(), 0.f);
     }
   }
