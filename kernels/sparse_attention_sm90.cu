@@ -68,7 +68,7 @@ constexpr int cta_threads() {
 constexpr int kHalfBytes = kRows * 128;  // one 64-column half of a 128-row tile: 16 KB
 
 constexpr int kStages = 3;
-constexpr int kFlagPingPong = 1;  // kernel flags (experiments, see launch_kernel)
+constexpr int kFlagPingPong = 1;  // kernel flags (see launch_kernel)
 constexpr int kFlagMaskAll = 2;
 
 template <int D>
@@ -368,7 +368,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     wgmma::commit();
   };
 
-  // Ping-pong (producer-warpgroup kernel, flag kFlagPingPong): the two consumer warpgroups take turns
+  // Ping-pong (producer-warpgroup kernel, flag kFlagPingPong, the default): the two consumer warpgroups take turns
   // issuing their GEMMs (named barriers 2 and 3, FA3's scheduler barriers), so one warpgroup's
   // softmax runs while the other's GEMMs hold the tensor cores. Each warpgroup issues count + 1
   // times; warpgroup 1 arrives once up front so warpgroup 0 goes first, and skips its last arrive so
@@ -495,14 +495,19 @@ cudaError_t launch_kernel(const CUtensorMap& mk, const CUtensorMap& mv, const At
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (e != cudaSuccess) return e;
   dim3 grid((p.q_len + kRows - 1) / kRows, p.q_heads, p.batch);
-  // Experiments, off by default: XATTN_ATTENTION_PINGPONG=1 makes the consumer warpgroups take
-  // turns at the tensor cores; XATTN_ATTENTION_MASK_ALL=1 sends every block through the masked
-  // softmax (the loop before the full/masked split, for A/B runs).
-  auto on = [](const char* name) {
+  // Ping-pong (the consumer warpgroups take turns at the tensor cores) is on unless
+  // XATTN_ATTENTION_PINGPONG=0. H100, 2026-11-27, off -> on in the same call, TF/s: causal-8k
+  // top-ratio 10% 319 -> 340, 25% 436 -> 438, 35% 475 -> 485; video-720p 10% 582 -> 616, 35% 660
+  // -> 655, dense 672 -> 675; causal-128k 10% 581 -> 592, dense 674 -> 670 (another call: causal-8k
+  // 25% 430 -> 453, causal-16k 25% 514 -> 539). A small gain where rows are short, none lost
+  // beyond the bench's run-to-run spread elsewhere. XATTN_ATTENTION_MASK_ALL=1 sends every block
+  // through the masked softmax (the loop before the full/masked split, for A/B runs).
+  auto env_int = [](const char* name, int fallback) {
     const char* env = std::getenv(name);
-    return env && std::atoi(env) != 0;
+    return env && *env ? std::atoi(env) : fallback;
   };
-  const int flags = (on("XATTN_ATTENTION_PINGPONG") ? kFlagPingPong : 0) | (on("XATTN_ATTENTION_MASK_ALL") ? kFlagMaskAll : 0);
+  const int flags = (env_int("XATTN_ATTENTION_PINGPONG", 1) != 0 ? kFlagPingPong : 0) |
+                    (env_int("XATTN_ATTENTION_MASK_ALL", 0) != 0 ? kFlagMaskAll : 0);
   kernel<<<grid, cta_threads<kLoad>(), smem, stream>>>(mk, mv, p, flags);
   return cudaGetLastError();
 }

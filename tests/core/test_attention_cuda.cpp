@@ -345,15 +345,17 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
   REQUIRE_CUDA_KERNELS();
   const auto gpus = xattn::cuda_devices();
   const int major = gpus.empty() ? 0 : gpus.front().cc_major;
-  std::vector<std::string> kernels = {"mma_sync"};
+  std::vector<std::pair<std::string, std::string>> kernels = {{"mma_sync", ""}};  // kernel, XATTN_ATTENTION_PINGPONG
   if (major == 9) {
-    kernels.push_back("wgmma");           // TMA-fed by a producer warpgroup
-    kernels.push_back("wgmma_inline");    // TMA issued by a consumer thread
-    kernels.push_back("wgmma_cp_async");  // the fallback for layouts TMA cannot describe
+    kernels.push_back({"wgmma", ""});          // TMA-fed by a producer warpgroup, consumers in turns
+    kernels.push_back({"wgmma", "0"});         // the same without the turns
+    kernels.push_back({"wgmma_inline", ""});   // TMA issued by a consumer thread
+    kernels.push_back({"wgmma_cp_async", ""});  // the fallback for layouts TMA cannot describe
   }
-  for (const std::string& kernel : kernels) {
-  SCOPED_TRACE("kernel " + kernel);
+  for (const auto& [kernel, pingpong] : kernels) {
+  SCOPED_TRACE("kernel " + kernel + " pingpong '" + pingpong + "'");
   setenv("XATTN_ATTENTION_KERNEL", kernel.c_str(), 1);
+  setenv("XATTN_ATTENTION_PINGPONG", pingpong.c_str(), 1);
   at::manual_seed(34);
   struct A {
     int64_t B, Lq, Lk, H, Hkv, D;
@@ -407,6 +409,7 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
   }
   }
   unsetenv("XATTN_ATTENTION_KERNEL");
+  unsetenv("XATTN_ATTENTION_PINGPONG");
 }
 
 // Dense attention on CUDA tensors (SDPA where its semantics match, else our kernel with every
