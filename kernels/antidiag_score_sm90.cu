@@ -141,9 +141,8 @@ struct alignas(1024) Smem90 {
 // workspace for score_combine_sm90. Why: every CTA re-reads its Q rows (128 groups x S x D, 256 KB
 // at S 8, D 128) once per key tile, so the 132 CTAs running at once keep 33 MB of Q alive (67 MB at
 // S 16) and L2 does not hold it. ncu (H100, video-720p S 8, 1.4 GB of inputs): unsplit 45.9 GB read
-// from DRAM, L2 hit rate 57%, 43.0 ms; five parts 39.0 GB, 63%, 34.6 ms. The parts of a row tile are
-// neighbours in the grid, so they run together and share each Q chunk; the K tiles alive grow from
-// one to nsplit per head.
+// from DRAM, L2 hit rate 57%, 43.0 ms; five parts 39.0 GB, 63%, 34.6 ms. The parts of a row tile
+// run in the same group of the grid (below), so they run close together and share each Q chunk.
 //
 // Grid order: groups of `group` row tiles, each group's CTAs part-major (x = group base +
 // s * rows_in_group + r); group 1 is x = r * nsplit + s, the parts of a row tile side by side.
@@ -559,11 +558,12 @@ __global__ void __launch_bounds__(256) score_combine_sm90(const ScoreParams p, c
   score_finalize<kBM, kBN>(p, t, n_tiles, row_max, row_sum, threadIdx.x, blockDim.x, part, kCombineParts);
 }
 
-// How many CTAs share a row tile: enough that the distinct Q tiles alive at once (one wave of the
-// grid) would stay within ~4 MB of L2 in the part-by-part order (shorter key walks: each part's
-// range is live while its CTAs run, see SplitArgs). 8 MB, the target before the grouped order,
-// gave 7 parts of 10 key tiles at causal-128k S 8 (17.50 ms with group 16); 4 MB gives 13 parts of
-// 5 (17.04 ms). XATTN_SCORING_SPLIT=n overrides (1 = no split).
+// How many CTAs share a row tile: ceil(SMs x Q-tile bytes / 4 MB), at most one per key tile. The
+// rule dates from the side-by-side order, where it kept one wave's distinct Q tiles within 8 MB of
+// L2; in the grouped order the group fixes the Q tiles alive and the rule only sets the parts'
+// length, which sets the K range alive per part (see SplitArgs). 8 MB gave 7 parts of 10 key
+// tiles at causal-128k S 8 (17.50 ms with group 16); 4 MB gives 13 parts of 5 (17.04 ms; at
+// causal-32k 8 parts of 2, video-720p 12 of 5). XATTN_SCORING_SPLIT=n overrides (1 = no split).
 SplitArgs choose_split(const ScoreParams& p, int row_tiles, int bm) {
   SplitArgs sp;
   sp.row_tiles = row_tiles;
