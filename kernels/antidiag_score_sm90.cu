@@ -159,14 +159,18 @@ struct SplitArgs {
   int row_tiles = 0;  // row tiles in the grid
   int group = 16;     // row tiles per group of the grid order
   int mask_all = 0;   // XATTN_SCORING_MASK_ALL=1: every tile masked, at full width (A/B runs)
-  __device__ void locate(int bx, int* row_tile, int* part) const {
-    const int per_group = group * nsplit;
-    const int g0 = (bx / per_group) * group;
-    const int rows = min(group, row_tiles - g0), within = bx % per_group;
-    *row_tile = g0 + within % rows;
-    *part = within / rows;
-  }
 };
+
+#ifdef XATTN_SM90A
+// Grid index bx -> row tile and key-range part, in the grouped order above.
+__device__ inline void split_locate(const SplitArgs& sp, int bx, int* row_tile, int* part) {
+  const int per_group = sp.group * sp.nsplit;
+  const int g0 = (bx / per_group) * sp.group;
+  const int rows = min(sp.group, sp.row_tiles - g0), within = bx % per_group;
+  *row_tile = g0 + within % rows;
+  *part = within / rows;
+}
+#endif
 
 template <typename T, bool kTma, int kWG>
 __global__ void __launch_bounds__(cta_threads<kWG, kTma>(), 1)  // 168 registers (9 warps allocate like 12)
@@ -183,7 +187,7 @@ __global__ void __launch_bounds__(cta_threads<kWG, kTma>(), 1)  // 168 registers
   auto& sm = *reinterpret_cast<Smem90<kBM>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   ScoreTile tile_geo;
   int row_tile = 0, split = 0;
-  sp.locate(static_cast<int>(blockIdx.x), &row_tile, &split);
+  split_locate(sp, static_cast<int>(blockIdx.x), &row_tile, &split);
   if (!score_tile_setup<kBM>(p, tile_geo, row_tile, sp.row_tiles)) return;
   const int tile_begin = split * sp.tiles;
   const int row_tiles_total = (tile_geo.j_end + kBN - 1) / kBN;
