@@ -8,7 +8,9 @@
 #   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
 #   (each bench-scoring / bench-attention run writes its own scoring-N.md / attention-N.md,
 #   headed by the XATTN_* settings; their progress goes to bench.err). SCORING_ARGS adds flags to
-#   bench scoring, e.g. 'SCORING_ARGS=--no-check --cases video-720p'.
+#   bench scoring, e.g. 'SCORING_ARGS=--no-check --cases video-720p'. Each bench/sanitize step
+#   stops after STEP_TIMEOUT seconds (300) and each ctest test after TEST_TIMEOUT (180), so a
+#   hung kernel costs minutes, not the whole call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}
@@ -56,7 +58,9 @@ bench_table() {
   f="$name-$n.md"
   settings="$(env | grep -E '^XATTN_' | sort | tr '\n' ' ')"
   echo "== $f: xattn bench $* (${settings:-defaults})" >> "$OUT/bench.err"
-  if "$BUILD_DIR/bin/xattn" bench "$@" -o md --out "$OUT/$f.tmp" > /dev/null 2>> "$OUT/bench.err"; then
+  # A hung kernel must not eat the session's device time: every step has a time limit
+  # (STEP_TIMEOUT seconds, default 300; ctest's per-test limit is TEST_TIMEOUT, default 180).
+  if timeout "${STEP_TIMEOUT:-300}" "$BUILD_DIR/bin/xattn" bench "$@" -o md --out "$OUT/$f.tmp" > /dev/null 2>> "$OUT/bench.err"; then
     status "$name" ok "$(( $(date +%s) - t0 )) s, table in $f ${settings:-(defaults)}"
   else
     status "$name" FAIL "see bench.err"; tail -5 "$OUT/bench.err"
@@ -81,13 +85,14 @@ for s in "${steps[@]}"; do
       fi ;;
     tests)
       t0=$(date +%s)
-      ctest --test-dir "$BUILD_DIR" -L 'unit|gpu' -LE sanitize --output-on-failure -j 8 > "$OUT/ctest.log" 2>&1
+      ctest --test-dir "$BUILD_DIR" -L 'unit|gpu' -LE sanitize --output-on-failure -j 8 --timeout "${TEST_TIMEOUT:-180}" \
+        > "$OUT/ctest.log" 2>&1
       rc=$?
       status tests "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -E 'tests passed' "$OUT/ctest.log") ($(( $(date +%s) - t0 )) s)"
       [ $rc -ne 0 ] && grep -E -A3 'Failed|FAILED' "$OUT/ctest.log" | tail -40 ;;
     tests-gpu)
       t0=$(date +%s)
-      ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure -j 4 > "$OUT/ctest-gpu.log" 2>&1
+      ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure -j 4 --timeout "${TEST_TIMEOUT:-180}" > "$OUT/ctest-gpu.log" 2>&1
       rc=$?
       status tests-gpu "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -E 'tests passed' "$OUT/ctest-gpu.log") ($(( $(date +%s) - t0 )) s)"
       [ $rc -ne 0 ] && grep -E -B2 -A12 'Failure|FAILED' "$OUT/ctest-gpu.log" | tail -60 ;;
@@ -155,7 +160,7 @@ for s in "${steps[@]}"; do
       t0=$(date +%s)
       rc=0
       for tool in memcheck racecheck; do
-        compute-sanitizer --tool $tool --error-exitcode 9 "$BUILD_DIR/tests/core/xattn_tests_attention_cuda" \
+        timeout "${STEP_TIMEOUT:-300}" compute-sanitizer --tool $tool --error-exitcode 9 "$BUILD_DIR/tests/core/xattn_tests_attention_cuda" \
           --gtest_filter='*Selection*:*BlockSparseAttention*:*ScoresMatch*:*Split*:*Warpgroup*' > "$OUT/sanitize-$tool.log" 2>&1 || rc=1
       done
       status sanitize "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$(grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT"/sanitize-*.log | sed 's/=* *//' | tr '\n' ';') ($(( $(date +%s) - t0 )) s)" ;;
@@ -169,14 +174,14 @@ for s in "${steps[@]}"; do
       bench_table attention "$n_attention" attention ${BENCH_CASES:+--cases "$BENCH_CASES"} ;;
     bench-text)
       t0=$(date +%s)
-      if "$BUILD_DIR/bin/xattn" bench text-encoder -o md --out "$OUT/text.md" > /dev/null 2> "$OUT/text.err"; then
+      if timeout "${STEP_TIMEOUT:-300}" "$BUILD_DIR/bin/xattn" bench text-encoder -o md --out "$OUT/text.md" > /dev/null 2> "$OUT/text.err"; then
         status text ok "$(( $(date +%s) - t0 )) s, $(grep -o 'weights.*' "$OUT/text.err" | tail -1), table in text.md"
       else
         status text FAIL "see text.err"; tail -5 "$OUT/text.err"
       fi ;;
     bench-t2v)
       t0=$(date +%s)
-      if "$BUILD_DIR/bin/xattn" bench t2v-step ${T2V_ARGS:-} -o md --out "$OUT/t2v.md" > /dev/null 2> "$OUT/t2v.err"; then
+      if timeout "${STEP_TIMEOUT:-300}" "$BUILD_DIR/bin/xattn" bench t2v-step ${T2V_ARGS:-} -o md --out "$OUT/t2v.md" > /dev/null 2> "$OUT/t2v.err"; then
         status t2v ok "$(( $(date +%s) - t0 )) s, table in t2v.md"
       else
         status t2v FAIL "see t2v.err"; tail -5 "$OUT/t2v.err"
