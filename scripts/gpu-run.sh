@@ -58,8 +58,6 @@ bench_table() {
   f="$name-$n.md"
   settings="$(env | grep -E '^XATTN_' | sort | tr '\n' ' ')"
   echo "== $f: xattn bench $* (${settings:-defaults})" >> "$OUT/bench.err"
-  # A hung kernel must not eat the session's device time: every step has a time limit
-  # (STEP_TIMEOUT seconds, default 300; ctest's per-test limit is TEST_TIMEOUT, default 180).
   if timeout "${STEP_TIMEOUT:-300}" "$BUILD_DIR/bin/xattn" bench "$@" -o md --out "$OUT/$f.tmp" > /dev/null 2>> "$OUT/bench.err"; then
     status "$name" ok "$(( $(date +%s) - t0 )) s, table in $f ${settings:-(defaults)}"
   else
