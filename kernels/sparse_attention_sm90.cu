@@ -34,6 +34,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <type_traits>
@@ -78,6 +79,8 @@ struct alignas(1024) SmemT {
   unsigned char v[kStages][D / 64][kHalfBytes];
   uint64_t full[kStages];   // TMA: the stage's K and V have landed
   uint64_t empty[kStages];  // TMA: every consumer warp is done with the stage
+  uint64_t q_full;          // producer warpgroup: the row's Q tile has landed
+  uint64_t q_empty;         // producer warpgroup: every consumer warp holds Q in registers
 };
 
 #ifdef XATTN_ATTN_SM90A
@@ -154,8 +157,8 @@ __device__ __forceinline__ void load_tile(unsigned char (*tile)[kHalfBytes], con
 // multiples of 16 bytes or unaligned pointers).
 template <typename T, int D, Load kLoad>
 __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
-    sparse_attention_sm90_kernel(const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
-                                 const AttentionParams p, const int flags) {
+    sparse_attention_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
+                                 const __grid_constant__ CUtensorMap tm_v, const AttentionParams p, const int flags) {
 #ifdef XATTN_ATTN_SM90A
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   SmemT<D>& sm = *reinterpret_cast<SmemT<D>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -164,22 +167,107 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   constexpr bool kProducerWG = kLoad == Load::kTmaProducer;
 
   const int qb = (p.q_len + kRows - 1) / kRows, kb = (p.k_len + kRows - 1) / kRows;
-  // Causal rows grow with the query block: launch the longest first so the short ones fill the
-  // tail of the grid instead of leaving SMs idle behind a few long CTAs.
-  const int I = p.causal ? qb - 1 - static_cast<int>(blockIdx.x) : static_cast<int>(blockIdx.x);
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int hk = h / (p.q_heads / p.kv_heads);
-  const int len = p.key_lengths ? min(max(p.key_lengths[b], 0), p.k_len) : p.k_len;
-  const int off = p.causal ? p.k_len - p.q_len : 0;
-  const int64_t row_id = (static_cast<int64_t>(b) * p.q_heads + h) * qb + I;
-  const int count = p.counts[row_id];
-  const int32_t* idx = p.indices + row_id * kb;
+  const int total_rows = p.batch * p.q_heads * qb;
   // Warpgroup index, warp-uniform for ptxas (setmaxnreg and wgmma need warpgroup-uniform branches).
   const int wg_cta = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / 128, 0);
   const int wg = kProducerWG ? wg_cta - 1 : wg_cta;  // consumer warpgroup (-1: the producer)
   const int tid = kProducerWG ? static_cast<int>(threadIdx.x) - 128 : static_cast<int>(threadIdx.x);  // among consumers
   const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, c = lane % 4;
+  const bool producer = threadIdx.x == 0;
+  const int len_all = p.k_len;
+  // Rows w = (b * Hq + h) * Qb + I' in launch order, I' = I, or Qb - 1 - I for causal rows (they
+  // grow with I: the longest start first and the short ones fill the tail). The producer-warpgroup
+  // kernel takes rows x, x + gridDim.x, ... of a 1-D grid: one each when the grid has a CTA per
+  // row, or many when it is persistent (one CTA per SM, see launch_kernel); then its producer loads
+  // the next row's Q and first K/V blocks while the consumers finish the current row, and the
+  // consumers score the next row's first block during this row's last PV. The other kernels take
+  // one row per CTA from the (Qb, Hq, B) grid.
+  const int w_first = kProducerWG ? static_cast<int>(blockIdx.x)
+                                  : static_cast<int>(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z));
+  const int w_end = kProducerWG ? total_rows : w_first + 1;
+  const int w_step = kProducerWG ? static_cast<int>(gridDim.x) : 1;
+  struct Row {
+    int I, h, b, hk, len, count;
+    const int32_t* idx;
+  };
+  auto row_of = [&](int w) {
+    Row r;
+    const int ip = w % qb;
+    r.h = (w / qb) % p.q_heads;
+    r.b = w / (qb * p.q_heads);
+    r.I = p.causal ? qb - 1 - ip : ip;
+    r.hk = r.h / (p.q_heads / p.kv_heads);
+    r.len = p.key_lengths ? min(max(p.key_lengths[r.b], 0), len_all) : len_all;
+    const int64_t row_id = (static_cast<int64_t>(r.b) * p.q_heads + r.h) * qb + r.I;
+    r.count = p.counts[row_id];
+    r.idx = p.indices + row_id * kb;
+    return r;
+  };
+
+  if constexpr (kTma) {
+    if (producer) {
+#pragma unroll
+      for (int st = 0; st < kStages; ++st) {
+        tma::mbar_init(smem_u32(&sm.full[st]), 1);
+        tma::mbar_init(smem_u32(&sm.empty[st]), kThreads / 32);
+      }
+      tma::mbar_init(smem_u32(&sm.q_full), 1);
+      tma::mbar_init(smem_u32(&sm.q_empty), kThreads / 32);
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+  }
+  if constexpr (kProducerWG) {
+    if (wg < 0) {  // the producer warpgroup: one thread streams every row's Q and kept K/V blocks
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
+      if (producer) {
+        int n = 0, j = 0;  // K/V stage uses and rows so far
+        for (int w = w_first; w < w_end; w += w_step, ++j) {
+          const Row r = row_of(w);
+          if (j > 0) tma::mbar_wait(smem_u32(&sm.q_empty), (j - 1) & 1);  // the consumers hold the last Q
+          const uint32_t qf = smem_u32(&sm.q_full);
+          tma::mbar_expect_tx(qf, kRows * D * sizeof(T));
+#pragma unroll
+          for (int half = 0; half < D / 64; ++half) tma::load_4d(smem_u32(sm.q[half]), &tm_q, half * 64, r.I * kRows, r.h, r.b, qf);
+          for (int t = 0; t < r.count; ++t, ++n) {
+            const int st = n % kStages;
+            if (n >= kStages) tma::mbar_wait(smem_u32(&sm.empty[st]), ((n - kStages) / kStages) & 1);
+            const uint32_t full = smem_u32(&sm.full[st]);
+            tma::mbar_expect_tx(full, 2u * kKeys * D * sizeof(T));
+            const int key0 = r.idx[t] * kKeys;
+#pragma unroll
+            for (int half = 0; half < D / 64; ++half) {
+              tma::load_4d(smem_u32(sm.k[st][half]), &tm_k, half * 64, key0, r.hk, r.b, full);
+              tma::load_4d(smem_u32(sm.v[st][half]), &tm_v, half * 64, key0, r.hk, r.b, full);
+            }
+          }
+        }
+      }
+      return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
+  }
+
+  // Softmax state, O, S/P and Q fragments outlive a row: the persistent kernel scores the next
+  // row's first block while this row's last PV runs (carried = true at the next row's start).
+  const float scale2 = p.scale * kLog2e;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+  float o[kO];
+  float s[64];        // S of the block being softmaxed (P in place afterwards)
+  uint32_t pa[8][4];  // P of the block whose PV is issued next, as 8 k16 A fragments
+  float fa = 1.f, fb = 1.f;  // O rescale factors that go with pa
+  // TMA path: Q lives in registers as A fragments (read once with ldmatrix from the swizzled
+  // tile), which takes Q's share of shared-memory bandwidth off every S GEMM. The cp.async path
+  // has no registers to spare for it (244 already) and keeps Q in shared memory.
+  uint32_t qf[kTma ? D / 16 : 1][4];
+  bool carried = false;
+  int n0 = 0, j = 0;  // K/V stage uses and rows before this one (the producer's counters)
+  for (int w = w_first; w < w_end; w += w_step, ++j) {
+  const Row row = row_of(w);
+  const int I = row.I, h = row.h, b = row.b, hk = row.hk, len = row.len, count = row.count;
+  const int32_t* idx = row.idx;
+  const int off = p.causal ? p.k_len - p.q_len : 0;
   const int r0 = I * kRows;
   const int row_a = r0 + wg * 64 + warp * 16 + g, row_b = row_a + 8;
 
@@ -196,9 +284,8 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     }
     cp_async_commit();
   };
-  // TMA: thread 0 fills stage t % 3 once every consumer warp has released its previous use
-  // (step t - 3), then the full barrier's transaction count tracks the bytes landing.
-  const bool producer = threadIdx.x == 0;
+  // TMA, inline kernel: thread 0 fills stage t % 3 once every consumer warp has released its
+  // previous use (step t - 3), then the full barrier's transaction count tracks the bytes landing.
   auto tma_kv = [&](int t) {
     if (t >= count) return;
     const int st = t % kStages;
@@ -212,54 +299,30 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       tma::load_4d(smem_u32(sm.v[st][half]), &tm_v, half * 64, key0, hk, b, full);
     }
   };
-  if constexpr (kTma) {
+  if constexpr (kLoad == Load::kTmaInline) {
     if (producer) {
-#pragma unroll
-      for (int st = 0; st < kStages; ++st) {
-        tma::mbar_init(smem_u32(&sm.full[st]), 1);
-        tma::mbar_init(smem_u32(&sm.empty[st]), kThreads / 32);
-      }
-      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+      tma_kv(0);
+      tma_kv(1);
     }
-    __syncthreads();
-    if constexpr (kProducerWG) {
-      if (wg < 0) {  // the producer warpgroup: one thread streams every kept block, then all leave
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
-        if (producer)
-          for (int t = 0; t < count; ++t) tma_kv(t);
-        return;
-      }
-      asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
-    } else {
-      if (producer) {
-        tma_kv(0);
-        tma_kv(1);
-      }
-      __syncwarp();
-    }
+    __syncwarp();
     load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len, tid);
     cp_async_commit();
-  } else {
+  } else if constexpr (kLoad == Load::kCpAsync) {
     load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len, tid);
     load_kv(0);  // same group as Q
     load_kv(1);
   }
-  auto wait_full = [&](int t) { tma::mbar_wait(smem_u32(&sm.full[t % kStages]), (t / kStages) & 1); };
+  // Stage and phase of this row's block t in the K/V stream (rows before it used n0 stages).
+  auto stage = [&](int t) { return (n0 + t) % kStages; };
+  auto wait_full = [&](int t) { tma::mbar_wait(smem_u32(&sm.full[stage(t)]), ((n0 + t) / kStages) & 1); };
 
-  const float scale2 = p.scale * kLog2e;
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
-  float o[kO];
+  if (!carried) {
+    m_a = m_b = -INFINITY;
+    l_a = l_b = 0.f;
 #pragma unroll
-  for (int i = 0; i < kO; ++i) o[i] = 0.f;
+    for (int i = 0; i < kO; ++i) o[i] = 0.f;
+  }
   const uint32_t q_base = smem_u32(sm.q[0]) + wg * 64 * 128;
-  float s[64];        // S of the block being softmaxed (P in place afterwards)
-  uint32_t pa[8][4];  // P of the block whose PV is issued next, as 8 k16 A fragments
-  float fa = 1.f, fb = 1.f;  // O rescale factors that go with pa
-
-  // TMA path: Q lives in registers as A fragments (read once with ldmatrix from the swizzled
-  // tile), which takes Q's share of shared-memory bandwidth off every S GEMM. The cp.async path
-  // has no registers to spare for it (244 already) and keeps Q in shared memory.
-  uint32_t qf[kTma ? D / 16 : 1][4];
   auto load_q_fragments = [&] {
     if constexpr (kTma) {
       const int row = wg * 64 + warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
@@ -277,9 +340,9 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t koff = (kk / 4) * kHalfBytes + (kk % 4) * 32;
       if constexpr (kTma)
-        mma_s_rs<T>(s, qf[kk], desc(smem_u32(sm.k[t % kStages][0]) + koff, 16, 1024), kk > 0);
+        mma_s_rs<T>(s, qf[kk], desc(smem_u32(sm.k[stage(t)][0]) + koff, 16, 1024), kk > 0);
       else
-        mma_s<T>(s, desc(q_base + koff, 16, 1024), desc(smem_u32(sm.k[t % kStages][0]) + koff, 16, 1024), kk > 0);
+        mma_s<T>(s, desc(q_base + koff, 16, 1024), desc(smem_u32(sm.k[stage(t)][0]) + koff, 16, 1024), kk > 0);
     }
     wgmma::commit();
   };
@@ -287,25 +350,28 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   // P left in s as floats, and the factors that rescale O.
   // A block is full when every key of it is below the key length and, causal, on or below the
   // diagonal of the block's first query row; only the others need the per-element mask.
-  auto is_full = [&](int block) {
+  auto is_full_in = [&](int block, int row0, int lenv) {
     const int key0 = block * kKeys;
-    return key0 + kKeys <= len && (!p.causal || key0 + kKeys - 1 <= r0 + off);
+    return key0 + kKeys <= lenv && (!p.causal || key0 + kKeys - 1 <= row0 + off);
   };
+  auto is_full = [&](int block) { return is_full_in(block, r0, len); };
   // kMasked: the block may reach past the key length or the diagonal (masks per element, and a
   // row may stay at -inf); otherwise every score is finite and the -inf guards are not needed.
-  auto softmax = [&](int t, auto masked) {
+  // Block t of the row with index list idxv, key length lenv and this thread's rows ra, rb (the
+  // current row's, or the next row's for its first block scored at the end of this one).
+  auto softmax_in = [&](const int32_t* idxv, int t, int lenv, int ra, int rb, auto masked) {
     constexpr bool kMasked = decltype(masked)::value;
     wgmma::fence_operand(s);
     float tmax_a = -INFINITY, tmax_b = -INFINITY;
-    const int key0 = kMasked ? idx[t] * kKeys : 0;
+    const int key0 = kMasked ? idxv[t] * kKeys : 0;
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
       if constexpr (kMasked) {
 #pragma unroll
         for (int z = 0; z < 4; ++z) {
           const int key = key0 + j * 8 + 2 * c + (z & 1);
-          const int row = z < 2 ? row_a : row_b;
-          if (!(key < len && (!p.causal || key <= row + off))) s[4 * j + z] = -INFINITY;
+          const int row = z < 2 ? ra : rb;
+          if (!(key < lenv && (!p.causal || key <= row + off))) s[4 * j + z] = -INFINITY;
         }
       }
       tmax_a = fmaxf(tmax_a, fmaxf(s[4 * j], s[4 * j + 1]));
@@ -342,6 +408,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     m_a = nm_a;
     m_b = nm_b;
   };
+  auto softmax = [&](int t, auto masked) { softmax_in(idx, t, len, row_a, row_b, masked); };
   auto to_pa = [&] {
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
@@ -364,7 +431,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk)
-      mma_o<T, D>(o, pa[kk], desc(smem_u32(sm.v[t % kStages][0]) + kk * 16 * 128, kHalfBytes, 1024));
+      mma_o<T, D>(o, pa[kk], desc(smem_u32(sm.v[stage(t)][0]) + kk * 16 * 128, kHalfBytes, 1024));
     wgmma::commit();
   };
 
@@ -380,7 +447,9 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   auto pass_turn = [&](bool last) {
     if (pp && !(last && wg == 1)) asm volatile("bar.arrive %0, %1;\n" ::"r"(3 - wg), "n"(kThreads) : "memory");
   };
-  if (pp && wg == 1 && count > 0) asm volatile("bar.arrive 2, %0;\n" ::"n"(kThreads) : "memory");
+  // A row whose first block was carried continues the previous row's turns (one chain of turns
+  // per run of carried rows: the initial arrive at its start, the skipped one at its end).
+  if (pp && wg == 1 && count > 0 && !carried) asm volatile("bar.arrive 2, %0;\n" ::"n"(kThreads) : "memory");
 
   // Blocks [0, n_full) need no mask: the list is ascending, so the blocks that reach past the key
   // length or the diagonal are a suffix of it (at most a few blocks, found from the end). The
@@ -391,11 +460,23 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   constexpr std::true_type kMask{};
   constexpr std::false_type kNoMask{};
 
-  if (count > 0) {
-    if constexpr (kTma) {
+  // Every row, kept blocks or not, takes its Q (the j-th) and hands the buffer back; a carried row
+  // took it at the end of the previous one.
+  auto take_q = [&](int ordinal) {
+    tma::mbar_wait(smem_u32(&sm.q_full), ordinal & 1);
+    load_q_fragments();
+    __syncwarp();
+    if (lane == 0) tma::mbar_arrive(smem_u32(&sm.q_empty));
+  };
+  if constexpr (kProducerWG) {
+    if (!carried) take_q(j);
+  }
+  if (count > 0 && !carried) {
+    if constexpr (kProducerWG) {
+      wait_full(0);
+    } else if constexpr (kTma) {
       cp_async_wait<0>();  // Q
-      if constexpr (kProducerWG) asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory");  // consumers only
-      else __syncthreads();
+      __syncthreads();
       load_q_fragments();
       wait_full(0);
     } else {
@@ -439,14 +520,46 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     wgmma::fence_operand(o);
     if constexpr (kTma) {
       __syncwarp();
-      if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[t % kStages]));  // this warp is done with stage t
+      if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[stage(t)]));  // this warp is done with stage t
     }
     to_pa();
   };
   int t = 0;
   for (; t + 1 < n_full; ++t) step(t, kNoMask);
   for (; t + 1 < count; ++t) step(t, kMask);
-  if (count > 0) {
+  // This row's softmax state, for its epilogue (the next row's first block may overwrite it).
+  float em_a = m_a, em_b = m_b, el_a = l_a, el_b = l_b;
+  // Persistent kernel: when the next row has kept blocks too, its first S goes to the tensor
+  // cores with this row's last PV and its softmax runs while that PV does, instead of each row
+  // starting and ending with the tensor cores idle (S(0) + softmax alone, then the last PV
+  // alone): at 8K causal, 25% density, rows keep ~8 blocks and the two ends cost ~2 of them.
+  bool carry = false;
+  Row nx{};
+  if constexpr (kProducerWG) {
+    if (count > 0 && w + w_step < w_end) {
+      nx = row_of(w + w_step);
+      carry = nx.count > 0;
+    }
+  }
+  // One if/else, not two ifs on carry: ptxas follows both branches' paths, and with a second
+  // `if (!carry)` it saw the carried PV still in flight at the other PV's rescale of O and
+  // serialized every wgmma of the kernel (C7514; H100, 2026-11-27: dense 675 -> 450 TF/s).
+  if (carry) {
+    take_q(j + 1);  // this row's last S retired at its last step (or its first block's wait)
+    m_a = m_b = -INFINITY;
+    l_a = l_b = 0.f;
+    const int nr0 = nx.I * kRows;
+    const int nra = nr0 + wg * 64 + warp * 16 + g;
+    const bool nfull = !(flags & kFlagMaskAll) && is_full_in(nx.idx[0], nr0, nx.len);
+    wait_full(count);  // the next row's block 0 follows this row's blocks in the stream
+    my_turn();
+    issue_s(count);
+    issue_pv(count - 1);
+    pass_turn(false);
+    wgmma::wait<1>();
+    if (nfull) softmax_in(nx.idx, 0, nx.len, nra, nra + 8, kNoMask);
+    else softmax_in(nx.idx, 0, nx.len, nra, nra + 8, kMask);
+  } else if (count > 0) {
     my_turn();
     issue_pv(count - 1);
     pass_turn(true);
@@ -454,13 +567,20 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   wgmma::wait<0>();
   wgmma::fence_operand(o);
   cp_async_wait<0>();
+  if constexpr (kProducerWG) {  // the last block's stage goes back too: the next row's blocks reuse it
+    if (count > 0) {
+      __syncwarp();
+      if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[stage(count - 1)]));
+    }
+  }
+  if (carry) to_pa();  // the next row's first P (its PV is issued with that row's second S)
 
 #pragma unroll
   for (int x = 1; x < 4; x <<= 1) {
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, x);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, x);
+    el_a += __shfl_xor_sync(0xffffffffu, el_a, x);
+    el_b += __shfl_xor_sync(0xffffffffu, el_b, x);
   }
-  const float ia = l_a > 0.f ? 1.f / l_a : 0.f, ib = l_b > 0.f ? 1.f / l_b : 0.f;
+  const float ia = el_a > 0.f ? 1.f / el_a : 0.f, ib = el_b > 0.f ? 1.f / el_b : 0.f;
   T* og = static_cast<T*>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
 #pragma unroll
   for (int j = 0; j < kO / 4; ++j) {
@@ -472,13 +592,20 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   }
   if (p.lse && c == 0) {
     float* lse = p.lse + (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len;
-    if (row_a < p.q_len) lse[row_a] = l_a > 0.f ? (m_a + log2f(l_a)) / kLog2e : -INFINITY;
-    if (row_b < p.q_len) lse[row_b] = l_b > 0.f ? (m_b + log2f(l_b)) / kLog2e : -INFINITY;
+    if (row_a < p.q_len) lse[row_a] = el_a > 0.f ? (em_a + log2f(el_a)) / kLog2e : -INFINITY;
+    if (row_b < p.q_len) lse[row_b] = el_b > 0.f ? (em_b + log2f(el_b)) / kLog2e : -INFINITY;
   }
+  if (carry) {
+#pragma unroll
+    for (int i = 0; i < kO; ++i) o[i] = 0.f;
+  }
+  carried = carry;
+  n0 += count;
+  }  // rows
 #endif
 }
 
-// K or V viewed as [B, H, L, D]: box 64 columns x 128 rows, exactly one swizzled half-tile.
+// Q, K or V viewed as [B, H, L, D]: box 64 columns x 128 rows, exactly one swizzled half-tile.
 bool make_kv_map(CUtensorMap* map, const void* base, DType dtype, int head_dim, int len, int heads, int batch,
                  int64_t stride_l, int64_t stride_h, int64_t stride_b) {
   const uint64_t dims[4] = {static_cast<uint64_t>(head_dim), static_cast<uint64_t>(len),
@@ -489,40 +616,58 @@ bool make_kv_map(CUtensorMap* map, const void* base, DType dtype, int head_dim, 
 }
 
 template <typename T, int D, Load kLoad>
-cudaError_t launch_kernel(const CUtensorMap& mk, const CUtensorMap& mv, const AttentionParams& p, cudaStream_t stream) {
+cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const CUtensorMap& mv, const AttentionParams& p,
+                          cudaStream_t stream) {
   const size_t smem = sizeof(SmemT<D>) + 1024;  // + alignment slack
   auto* kernel = sparse_attention_sm90_kernel<T, D, kLoad>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (e != cudaSuccess) return e;
-  dim3 grid((p.q_len + kRows - 1) / kRows, p.q_heads, p.batch);
+  const int qb = (p.q_len + kRows - 1) / kRows;
+  dim3 grid(qb, p.q_heads, p.batch);
+  if constexpr (kLoad == Load::kTmaProducer) {
+    // Rows in a 1-D grid; persistent (one CTA per SM, rows taken in turn, each row's first block
+    // scored during the previous row's last PV) where rows are short, else one row per CTA (the
+    // same kernel: a CTA's next row is past the end). Session 6 measured the persistent kernel
+    // (without the carried first block) slower on long sparse rows (video 35%: 607 vs 674 TF/s).
+    // XATTN_ATTENTION_PERSISTENT=0|1 overrides; XATTN_ATTENTION_CTAS=n caps the persistent grid
+    // (tests: a few CTAs walk many rows each).
+    int dev = 0, sms = 132;
+    if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    const int64_t rows = static_cast<int64_t>(qb) * p.q_heads * p.batch;
+    const int kb = (p.k_len + kKeys - 1) / kKeys;
+    bool persistent = kb <= 128;
+    if (const char* env = std::getenv("XATTN_ATTENTION_PERSISTENT"); env && *env) persistent = std::atoi(env) != 0;
+    int64_t ctas = persistent ? sms : rows;
+    if (const char* env = std::getenv("XATTN_ATTENTION_CTAS"); env && std::atoi(env) > 0) ctas = std::atoi(env);
+    grid = dim3(static_cast<unsigned>(std::min<int64_t>(rows, ctas)), 1, 1);
+  }
   // Ping-pong (the consumer warpgroups take turns at the tensor cores) is on unless
-  // XATTN_ATTENTION_PINGPONG=0. H100, 2026-11-27, off -> on in the same call, TF/s: causal-8k
-  // top-ratio 10% 319 -> 340, 25% 436 -> 438, 35% 475 -> 485; video-720p 10% 582 -> 616, 35% 660
-  // -> 655, dense 672 -> 675; causal-128k 10% 581 -> 592, dense 674 -> 670 (another call: causal-8k
-  // 25% 430 -> 453, causal-16k 25% 514 -> 539). A small gain where rows are short, none lost
-  // beyond the bench's run-to-run spread elsewhere. XATTN_ATTENTION_MASK_ALL=1 sends every block
-  // through the masked softmax (the loop before the full/masked split, for A/B runs).
+  // XATTN_ATTENTION_PINGPONG=0 (main's measurements in NOTES.md, session 8).
+  // XATTN_ATTENTION_MASK_ALL=1 sends every block through the masked softmax (A/B runs).
   auto env_int = [](const char* name, int fallback) {
     const char* env = std::getenv(name);
     return env && *env ? std::atoi(env) : fallback;
   };
   const int flags = (env_int("XATTN_ATTENTION_PINGPONG", 1) != 0 ? kFlagPingPong : 0) |
                     (env_int("XATTN_ATTENTION_MASK_ALL", 0) != 0 ? kFlagMaskAll : 0);
-  kernel<<<grid, cta_threads<kLoad>(), smem, stream>>>(mk, mv, p, flags);
+  kernel<<<grid, cta_threads<kLoad>(), smem, stream>>>(mq, mk, mv, p, flags);
   return cudaGetLastError();
 }
 
 template <typename T, int D>
 cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t stream) {
-  CUtensorMap mk{}, mv{};
+  CUtensorMap mq{}, mk{}, mv{};
   const bool tma = p.impl != AttentionImpl::kWgmmaCpAsync &&
                    make_kv_map(&mk, p.k, p.dtype, D, p.k_len, p.kv_heads, p.batch, p.k_stride_l, p.k_stride_h,
                                p.k_stride_b) &&
                    make_kv_map(&mv, p.v, p.dtype, D, p.k_len, p.kv_heads, p.batch, p.v_stride_l, p.v_stride_h,
                                p.v_stride_b);
-  if (!tma) return launch_kernel<T, D, Load::kCpAsync>(mk, mv, p, stream);
-  if (p.impl == AttentionImpl::kWgmmaInline) return launch_kernel<T, D, Load::kTmaInline>(mk, mv, p, stream);
-  return launch_kernel<T, D, Load::kTmaProducer>(mk, mv, p, stream);
+  if (!tma) return launch_kernel<T, D, Load::kCpAsync>(mq, mk, mv, p, stream);
+  // The producer warpgroup also loads Q by TMA; a Q that TMA cannot describe takes the inline kernel.
+  const bool tma_q = make_kv_map(&mq, p.q, p.dtype, D, p.q_len, p.q_heads, p.batch, p.q_stride_l, p.q_stride_h,
+                                 p.q_stride_b);
+  if (p.impl == AttentionImpl::kWgmmaInline || !tma_q) return launch_kernel<T, D, Load::kTmaInline>(mq, mk, mv, p, stream);
+  return launch_kernel<T, D, Load::kTmaProducer>(mq, mk, mv, p, stream);
 }
 
 }  // namespace

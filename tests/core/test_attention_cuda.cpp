@@ -406,6 +406,21 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
     ASSERT_TRUE(fin.any().item<bool>());
     EXPECT_LT((lse.masked_select(fin) - wl.masked_select(fin)).abs().max().item<float>(), 2e-2);
     EXPECT_FALSE(at::isnan(out).any().item<bool>()) << "rows left unwritten";
+    // The persistent kernel on 3 CTAs: each walks many rows (kept and empty ones) through one
+    // stream of K/V stages and Q buffers, scoring each row's first block during the previous
+    // row's last PV; every row must come out as with one row per CTA.
+    setenv("XATTN_ATTENTION_PERSISTENT", "0", 1);
+    const AttentionOutput one = block_sparse_attention(qc, kc, vc, m, o, true);
+    setenv("XATTN_ATTENTION_PERSISTENT", "1", 1);
+    setenv("XATTN_ATTENTION_CTAS", "3", 1);
+    const AttentionOutput few = block_sparse_attention(qc, kc, vc, m, o, true);
+    unsetenv("XATTN_ATTENTION_CTAS");
+    unsetenv("XATTN_ATTENTION_PERSISTENT");
+    for (const AttentionOutput* x : {&one, &few}) {
+      EXPECT_TRUE(at::equal(x->out, got.out)) << (x == &few ? "3 CTAs" : "a CTA per row") << ", Lq " << c.Lq
+                                              << " causal " << c.causal;
+      EXPECT_TRUE(at::equal(x->lse.nan_to_num(0, 1e30, -1e30), got.lse.nan_to_num(0, 1e30, -1e30)));
+    }
   }
   }
   unsetenv("XATTN_ATTENTION_KERNEL");
