@@ -81,6 +81,9 @@ struct alignas(1024) SmemT {
   uint64_t empty[kStages];  // TMA: every consumer warp is done with the stage
   uint64_t q_full;          // producer warpgroup: the row's Q tile has landed
   uint64_t q_empty;         // producer warpgroup: every consumer warp holds Q in registers
+  uint64_t meta_full;       // producer warpgroup: the row's metadata is written
+  uint64_t meta_empty;      // producer warpgroup: every consumer thread has read it
+  int meta[3];              // producer warpgroup: the row's kept count, unmasked prefix, key length
 };
 
 #ifdef XATTN_ATTN_SM90A
@@ -187,22 +190,44 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
                                   : static_cast<int>(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z));
   const int w_end = kProducerWG ? total_rows : w_first + 1;
   const int w_step = kProducerWG ? static_cast<int>(gridDim.x) : 1;
-  struct Row {
-    int I, h, b, hk, len, count;
-    const int32_t* idx;
+  const int off = p.causal ? p.k_len - p.q_len : 0;
+  // A block is full when every key of it is below the key length and, causal, on or below the
+  // diagonal of the block's first query row; only the others need the per-element mask.
+  auto is_full_in = [&](int block, int row0, int lenv) {
+    const int key0 = block * kKeys;
+    return key0 + kKeys <= lenv && (!p.causal || key0 + kKeys - 1 <= row0 + off);
   };
-  auto row_of = [&](int w) {
+  struct Row {
+    int I, h, b, hk;
+    const int32_t* idx;
+    int len, count, n_full;  // read from memory (row_meta)
+  };
+  auto row_at = [&](int w) {  // the row's place: arithmetic only
     Row r;
     const int ip = w % qb;
     r.h = (w / qb) % p.q_heads;
     r.b = w / (qb * p.q_heads);
     r.I = p.causal ? qb - 1 - ip : ip;
     r.hk = r.h / (p.q_heads / p.kv_heads);
+    const int64_t row_id = (static_cast<int64_t>(r.b) * p.q_heads + r.h) * qb + r.I;
+    r.idx = p.indices + row_id * kb;
+    r.len = r.count = r.n_full = 0;
+    return r;
+  };
+  // Blocks [0, n_full) need no mask: the list is ascending, so the blocks that reach past the key
+  // length or the diagonal are a suffix of it (at most a few blocks, found from the end). The
+  // steady-state loop then has neither the mask branch nor the index load.
+  auto row_of = [&](int w) {  // place, key length and kept count (dependent global loads)
+    Row r = row_at(w);
     r.len = p.key_lengths ? min(max(p.key_lengths[r.b], 0), len_all) : len_all;
     const int64_t row_id = (static_cast<int64_t>(r.b) * p.q_heads + r.h) * qb + r.I;
     r.count = p.counts[row_id];
-    r.idx = p.indices + row_id * kb;
     return r;
+  };
+  auto find_n_full = [&](const Row& r) {  // more of them
+    int n = r.count;
+    while (n > 0 && !is_full_in(r.idx[n - 1], r.I * kRows, r.len)) --n;
+    return (flags & kFlagMaskAll) ? 0 : n;
   };
 
   if constexpr (kTma) {
@@ -214,6 +239,8 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       }
       tma::mbar_init(smem_u32(&sm.q_full), 1);
       tma::mbar_init(smem_u32(&sm.q_empty), kThreads / 32);
+      tma::mbar_init(smem_u32(&sm.meta_full), 1);
+      tma::mbar_init(smem_u32(&sm.meta_empty), kThreads);
       asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
@@ -224,7 +251,17 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       if (producer) {
         int n = 0, j = 0;  // K/V stage uses and rows so far
         for (int w = w_first; w < w_end; w += w_step, ++j) {
-          const Row r = row_of(w);
+          // The row's metadata goes to the consumers with its Q: its loads run here, ahead, instead
+          // of stalling both consumer warpgroups at every row start (~4 dependent L2 reads). This
+          // thread's arrive on meta_full releases the stores; each consumer thread reads them after
+          // its wait and arrives on meta_empty, which the next row's stores wait for.
+          Row r = row_of(w);
+          r.n_full = find_n_full(r);
+          if (j > 0) tma::mbar_wait(smem_u32(&sm.meta_empty), (j - 1) & 1);
+          sm.meta[0] = r.count;
+          sm.meta[1] = r.n_full;
+          sm.meta[2] = r.len;
+          tma::mbar_arrive(smem_u32(&sm.meta_full));
           if (j > 0) tma::mbar_wait(smem_u32(&sm.q_empty), (j - 1) & 1);  // the consumers hold the last Q
           const uint32_t qf = smem_u32(&sm.q_full);
           tma::mbar_expect_tx(qf, kRows * D * sizeof(T));
@@ -261,13 +298,46 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   // tile), which takes Q's share of shared-memory bandwidth off every S GEMM. The cp.async path
   // has no registers to spare for it (244 already) and keeps Q in shared memory.
   uint32_t qf[kTma ? D / 16 : 1][4];
-  bool carried = false;
+  auto load_q_fragments = [&] {
+    if constexpr (kTma) {
+      const int row = wg * 64 + warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const int c16 = (2 * kk + lane / 16) % 8;
+        ldmatrix_x4(qf[kk], sm.q[kk / 4] + row * 128 + ((c16 ^ (row & 7)) << 4));
+      }
+    }
+  };
+  bool carried = false;  // this row's first block was scored at the end of the previous row
+  bool q_taken = false;  // this row's Q and metadata were taken at the end of the previous row
+  Row next{};
   int n0 = 0, j = 0;  // K/V stage uses and rows before this one (the producer's counters)
+  // Producer kernel: every row, kept blocks or not, takes its Q (the j-th) and metadata, and hands
+  // the buffer back (so every consumer warp arrives once per row).
+  auto take_q = [&](int ordinal, Row& r) {
+    tma::mbar_wait(smem_u32(&sm.meta_full), ordinal & 1);
+    r.count = sm.meta[0];
+    r.n_full = sm.meta[1];
+    r.len = sm.meta[2];
+    tma::mbar_arrive(smem_u32(&sm.meta_empty));
+    tma::mbar_wait(smem_u32(&sm.q_full), ordinal & 1);
+    load_q_fragments();
+    __syncwarp();
+    if (lane == 0) tma::mbar_arrive(smem_u32(&sm.q_empty));
+  };
   for (int w = w_first; w < w_end; w += w_step, ++j) {
-  const Row row = row_of(w);
+  const Row row = [&] {
+    if constexpr (kProducerWG) {
+      if (q_taken) return next;
+      Row r = row_at(w);
+      take_q(j, r);
+      return r;
+    } else {
+      return row_of(w);
+    }
+  }();
   const int I = row.I, h = row.h, b = row.b, hk = row.hk, len = row.len, count = row.count;
   const int32_t* idx = row.idx;
-  const int off = p.causal ? p.k_len - p.q_len : 0;
   const int r0 = I * kRows;
   const int row_a = r0 + wg * 64 + warp * 16 + g, row_b = row_a + 8;
 
@@ -323,16 +393,6 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     for (int i = 0; i < kO; ++i) o[i] = 0.f;
   }
   const uint32_t q_base = smem_u32(sm.q[0]) + wg * 64 * 128;
-  auto load_q_fragments = [&] {
-    if constexpr (kTma) {
-      const int row = wg * 64 + warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const int c16 = (2 * kk + lane / 16) % 8;
-        ldmatrix_x4(qf[kk], sm.q[kk / 4] + row * 128 + ((c16 ^ (row & 7)) << 4));
-      }
-    }
-  };
   auto issue_s = [&](int t) {  // s = Q K_t^T for this warpgroup's 64 rows (async)
     wgmma::fence_operand(s);
     wgmma::fence();
@@ -348,13 +408,6 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   };
   // Mask (only blocks that reach past the key length or the causal diagonal), online softmax with
   // P left in s as floats, and the factors that rescale O.
-  // A block is full when every key of it is below the key length and, causal, on or below the
-  // diagonal of the block's first query row; only the others need the per-element mask.
-  auto is_full_in = [&](int block, int row0, int lenv) {
-    const int key0 = block * kKeys;
-    return key0 + kKeys <= lenv && (!p.causal || key0 + kKeys - 1 <= row0 + off);
-  };
-  auto is_full = [&](int block) { return is_full_in(block, r0, len); };
   // kMasked: the block may reach past the key length or the diagonal (masks per element, and a
   // row may stay at -inf); otherwise every score is finite and the -inf guards are not needed.
   // Block t of the row with index list idxv, key length lenv and this thread's rows ra, rb (the
@@ -451,26 +504,10 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   // per run of carried rows: the initial arrive at its start, the skipped one at its end).
   if (pp && wg == 1 && count > 0 && !carried) asm volatile("bar.arrive 2, %0;\n" ::"n"(kThreads) : "memory");
 
-  // Blocks [0, n_full) need no mask: the list is ascending, so the blocks that reach past the key
-  // length or the diagonal are a suffix of it (at most a few blocks, found from the end). The
-  // steady-state loop then has neither the mask branch nor the index load.
-  int n_full = count;
-  while (n_full > 0 && !is_full(idx[n_full - 1])) --n_full;
-  if (flags & kFlagMaskAll) n_full = 0;
+  const int n_full = kProducerWG ? row.n_full : find_n_full(row);  // the others: after the first loads
   constexpr std::true_type kMask{};
   constexpr std::false_type kNoMask{};
 
-  // Every row, kept blocks or not, takes its Q (the j-th) and hands the buffer back; a carried row
-  // took it at the end of the previous one.
-  auto take_q = [&](int ordinal) {
-    tma::mbar_wait(smem_u32(&sm.q_full), ordinal & 1);
-    load_q_fragments();
-    __syncwarp();
-    if (lane == 0) tma::mbar_arrive(smem_u32(&sm.q_empty));
-  };
-  if constexpr (kProducerWG) {
-    if (!carried) take_q(j);
-  }
   if (count > 0 && !carried) {
     if constexpr (kProducerWG) {
       wait_full(0);
@@ -534,31 +571,31 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   // starting and ending with the tensor cores idle (S(0) + softmax alone, then the last PV
   // alone): at 8K causal, 25% density, rows keep ~8 blocks and the two ends cost ~2 of them.
   bool carry = false;
-  Row nx{};
+  q_taken = false;
   if constexpr (kProducerWG) {
     if (count > 0 && w + w_step < w_end) {
-      nx = row_of(w + w_step);
-      carry = nx.count > 0;
+      // This row's last S retired at its last step (or its first block's wait).
+      next = row_at(w + w_step);
+      take_q(j + 1, next);
+      q_taken = true;
+      carry = next.count > 0;
     }
   }
   // One if/else, not two ifs on carry: ptxas follows both branches' paths, and with a second
   // `if (!carry)` it saw the carried PV still in flight at the other PV's rescale of O and
   // serialized every wgmma of the kernel (C7514; H100, 2026-11-27: dense 675 -> 450 TF/s).
   if (carry) {
-    take_q(j + 1);  // this row's last S retired at its last step (or its first block's wait)
     m_a = m_b = -INFINITY;
     l_a = l_b = 0.f;
-    const int nr0 = nx.I * kRows;
-    const int nra = nr0 + wg * 64 + warp * 16 + g;
-    const bool nfull = !(flags & kFlagMaskAll) && is_full_in(nx.idx[0], nr0, nx.len);
+    const int nra = next.I * kRows + wg * 64 + warp * 16 + g;
     wait_full(count);  // the next row's block 0 follows this row's blocks in the stream
     my_turn();
     issue_s(count);
     issue_pv(count - 1);
     pass_turn(false);
     wgmma::wait<1>();
-    if (nfull) softmax_in(nx.idx, 0, nx.len, nra, nra + 8, kNoMask);
-    else softmax_in(nx.idx, 0, nx.len, nra, nra + 8, kMask);
+    if (next.n_full > 0) softmax_in(next.idx, 0, next.len, nra, nra + 8, kNoMask);
+    else softmax_in(next.idx, 0, next.len, nra, nra + 8, kMask);
   } else if (count > 0) {
     my_turn();
     issue_pv(count - 1);
