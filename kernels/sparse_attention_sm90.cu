@@ -665,7 +665,9 @@ cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const CU
     // Rows in a 1-D grid; persistent (one CTA per SM, rows taken in turn, each row's first block
     // scored during the previous row's last PV) where rows are short, else one row per CTA (the
     // same kernel: a CTA's next row is past the end). Session 6 measured the persistent kernel
-    // (without the carried first block) slower on long sparse rows (video 35%: 607 vs 674 TF/s).
+    // (without the carried first block) slower on long sparse rows (video 35%: 607 vs 674 TF/s);
+    // with it, H100 2026-11-27, persistent vs not, causal-8k 25% 484.5 vs 432.4 TF/s, causal-16k
+    // 25% 532.9 vs 484.1, dense 582.3 vs 565.6 (kernels/NOTES.md, session 9).
     // XATTN_ATTENTION_PERSISTENT=0|1 overrides; XATTN_ATTENTION_CTAS=n caps the persistent grid
     // (tests: a few CTAs walk many rows each).
     int dev = 0, sms = 132;
