@@ -200,7 +200,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   struct Row {
     int I, h, b, hk;
     const int32_t* idx;
-    int len, count, n_full;  // read from memory (row_meta)
+    int len, count, n_full;  // read from memory (row_of, find_n_full)
   };
   auto row_at = [&](int w) {  // the row's place: arithmetic only
     Row r;
@@ -214,9 +214,6 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     r.len = r.count = r.n_full = 0;
     return r;
   };
-  // Blocks [0, n_full) need no mask: the list is ascending, so the blocks that reach past the key
-  // length or the diagonal are a suffix of it (at most a few blocks, found from the end). The
-  // steady-state loop then has neither the mask branch nor the index load.
   auto row_of = [&](int w) {  // place, key length and kept count (dependent global loads)
     Row r = row_at(w);
     r.len = p.key_lengths ? min(max(p.key_lengths[r.b], 0), len_all) : len_all;
@@ -224,7 +221,10 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     r.count = p.counts[row_id];
     return r;
   };
-  auto find_n_full = [&](const Row& r) {  // more of them
+  // Blocks [0, n_full) need no mask: the list is ascending, so the blocks that reach past the key
+  // length or the diagonal are a suffix of it (at most a few blocks, found from the end; more
+  // dependent loads). The steady-state loop then has neither the mask branch nor the index load.
+  auto find_n_full = [&](const Row& r) {
     int n = r.count;
     while (n > 0 && !is_full_in(r.idx[n - 1], r.I * kRows, r.len)) --n;
     return (flags & kFlagMaskAll) ? 0 : n;
