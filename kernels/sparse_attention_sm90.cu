@@ -30,6 +30,9 @@
 // exponentials (SASS of the unmasked loop: DEPBAR 0x1, the row-max reduction, DEPBAR 0x0, then the
 // MUFUs; in the masked loop the two waits are back to back), so only the max overlaps PV(t); the
 // two warpgroups overlap each other instead (NOTES.md, attention v6 and session 6).
+// Short rows (at most 128 key blocks): the producer-warpgroup kernel runs persistent, one CTA per
+// SM walking many rows; the producer also loads each row's Q and hands over its metadata, and the
+// consumers score a row's first block during the previous row's last PV (see the row loop).
 // Rows with no kept key output zeros and LSE -inf, like the sm_80 kernel (sparse_attention.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
