@@ -202,6 +202,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   };
   struct Row {
     int I, h, b, hk;
+    int64_t id;  // (b * Hq + h) * Qb + I: the row's count and index list
     const int32_t* idx;
     int len, count, n_full;  // read from memory (row_of, find_n_full)
   };
@@ -212,16 +213,15 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     r.b = w / (qb * p.q_heads);
     r.I = p.causal ? qb - 1 - ip : ip;
     r.hk = r.h / (p.q_heads / p.kv_heads);
-    const int64_t row_id = (static_cast<int64_t>(r.b) * p.q_heads + r.h) * qb + r.I;
-    r.idx = p.indices + row_id * kb;
+    r.id = (static_cast<int64_t>(r.b) * p.q_heads + r.h) * qb + r.I;
+    r.idx = p.indices + r.id * kb;
     r.len = r.count = r.n_full = 0;
     return r;
   };
   auto row_of = [&](int w) {  // place, key length and kept count (dependent global loads)
     Row r = row_at(w);
     r.len = p.key_lengths ? min(max(p.key_lengths[r.b], 0), len_all) : len_all;
-    const int64_t row_id = (static_cast<int64_t>(r.b) * p.q_heads + r.h) * qb + r.I;
-    r.count = p.counts[row_id];
+    r.count = p.counts[r.id];
     return r;
   };
   // Blocks [0, n_full) need no mask: the list is ascending, so the blocks that reach past the key
