@@ -329,318 +329,318 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     if (lane == 0) tma::mbar_arrive(smem_u32(&sm.q_empty));
   };
   for (int w = w_first; w < w_end; w += w_step, ++j) {
-  const Row row = [&] {
-    if constexpr (kProducerWG) {
-      if (q_taken) return next;
-      Row r = row_at(w);
-      take_q(j, r);
-      return r;
-    } else {
-      return row_of(w);
-    }
-  }();
-  const int I = row.I, h = row.h, b = row.b, hk = row.hk, len = row.len, count = row.count;
-  const int32_t* idx = row.idx;
-  const int r0 = I * kRows;
-  const int row_a = r0 + wg * 64 + warp * 16 + g, row_b = row_a + 8;
+    const Row row = [&] {
+      if constexpr (kProducerWG) {
+        if (q_taken) return next;
+        Row r = row_at(w);
+        take_q(j, r);
+        return r;
+      } else {
+        return row_of(w);
+      }
+    }();
+    const int I = row.I, h = row.h, b = row.b, hk = row.hk, len = row.len, count = row.count;
+    const int32_t* idx = row.idx;
+    const int r0 = I * kRows;
+    const int row_a = r0 + wg * 64 + warp * 16 + g, row_b = row_a + 8;
 
-  const T* qg = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
-  const T* kg = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
-  const T* vg = static_cast<const T*>(p.v) + b * p.v_stride_b + hk * p.v_stride_h;
+    const T* qg = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
+    const T* kg = static_cast<const T*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h;
+    const T* vg = static_cast<const T*>(p.v) + b * p.v_stride_b + hk * p.v_stride_h;
 
-  // cp.async groups, oldest first: {Q, K0, V0}, {K1, V1}, then one {K(t+2), V(t+2)} per step
-  // (empty past the end, so the waits below stay uniform).
-  auto load_kv = [&](int t) {
-    if (t < count) {
-      load_tile<T, D>(sm.k[t % kStages], kg, p.k_stride_l, idx[t] * kKeys, p.k_len, tid);
-      load_tile<T, D>(sm.v[t % kStages], vg, p.v_stride_l, idx[t] * kKeys, p.k_len, tid);
-    }
-    cp_async_commit();
-  };
-  // TMA, inline kernel: thread 0 fills stage t % 3 once every consumer warp has released its
-  // previous use (step t - 3), then the full barrier's transaction count tracks the bytes landing.
-  auto tma_kv = [&](int t) {
-    if (t >= count) return;
-    const int st = t % kStages;
-    if (t >= kStages) tma::mbar_wait(smem_u32(&sm.empty[st]), ((t - kStages) / kStages) & 1);
-    const uint32_t full = smem_u32(&sm.full[st]);
-    tma::mbar_expect_tx(full, 2u * kKeys * D * sizeof(T));
-    const int key0 = idx[t] * kKeys;
+    // cp.async groups, oldest first: {Q, K0, V0}, {K1, V1}, then one {K(t+2), V(t+2)} per step
+    // (empty past the end, so the waits below stay uniform).
+    auto load_kv = [&](int t) {
+      if (t < count) {
+        load_tile<T, D>(sm.k[t % kStages], kg, p.k_stride_l, idx[t] * kKeys, p.k_len, tid);
+        load_tile<T, D>(sm.v[t % kStages], vg, p.v_stride_l, idx[t] * kKeys, p.k_len, tid);
+      }
+      cp_async_commit();
+    };
+    // TMA, inline kernel: thread 0 fills stage t % 3 once every consumer warp has released its
+    // previous use (step t - 3), then the full barrier's transaction count tracks the bytes landing.
+    auto tma_kv = [&](int t) {
+      if (t >= count) return;
+      const int st = t % kStages;
+      if (t >= kStages) tma::mbar_wait(smem_u32(&sm.empty[st]), ((t - kStages) / kStages) & 1);
+      const uint32_t full = smem_u32(&sm.full[st]);
+      tma::mbar_expect_tx(full, 2u * kKeys * D * sizeof(T));
+      const int key0 = idx[t] * kKeys;
 #pragma unroll
-    for (int half = 0; half < D / 64; ++half) {
-      tma::load_4d(smem_u32(sm.k[st][half]), &tm_k, half * 64, key0, hk, b, full);
-      tma::load_4d(smem_u32(sm.v[st][half]), &tm_v, half * 64, key0, hk, b, full);
+      for (int half = 0; half < D / 64; ++half) {
+        tma::load_4d(smem_u32(sm.k[st][half]), &tm_k, half * 64, key0, hk, b, full);
+        tma::load_4d(smem_u32(sm.v[st][half]), &tm_v, half * 64, key0, hk, b, full);
+      }
+    };
+    if constexpr (kLoad == Load::kTmaInline) {
+      if (producer) {
+        tma_kv(0);
+        tma_kv(1);
+      }
+      __syncwarp();
+      load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len, tid);
+      cp_async_commit();
+    } else if constexpr (kLoad == Load::kCpAsync) {
+      load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len, tid);
+      load_kv(0);  // same group as Q
+      load_kv(1);
     }
-  };
-  if constexpr (kLoad == Load::kTmaInline) {
-    if (producer) {
-      tma_kv(0);
-      tma_kv(1);
-    }
-    __syncwarp();
-    load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len, tid);
-    cp_async_commit();
-  } else if constexpr (kLoad == Load::kCpAsync) {
-    load_tile<T, D>(sm.q, qg, p.q_stride_l, r0, p.q_len, tid);
-    load_kv(0);  // same group as Q
-    load_kv(1);
-  }
-  // Stage and phase of this row's block t in the K/V stream (rows before it used n0 stages).
-  auto stage = [&](int t) { return (n0 + t) % kStages; };
-  auto wait_full = [&](int t) { tma::mbar_wait(smem_u32(&sm.full[stage(t)]), ((n0 + t) / kStages) & 1); };
+    // Stage and phase of this row's block t in the K/V stream (rows before it used n0 stages).
+    auto stage = [&](int t) { return (n0 + t) % kStages; };
+    auto wait_full = [&](int t) { tma::mbar_wait(smem_u32(&sm.full[stage(t)]), ((n0 + t) / kStages) & 1); };
 
-  if (!carried) {
-    m_a = m_b = -INFINITY;
-    l_a = l_b = 0.f;
+    if (!carried) {
+      m_a = m_b = -INFINITY;
+      l_a = l_b = 0.f;
 #pragma unroll
-    for (int i = 0; i < kO; ++i) o[i] = 0.f;
-  }
-  const uint32_t q_base = smem_u32(sm.q[0]) + wg * 64 * 128;
-  auto issue_s = [&](int t) {  // s = Q K_t^T for this warpgroup's 64 rows (async)
-    wgmma::fence_operand(s);
-    wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t koff = (kk / 4) * kHalfBytes + (kk % 4) * 32;
-      if constexpr (kTma)
-        mma_s_rs<T>(s, qf[kk], desc(smem_u32(sm.k[stage(t)][0]) + koff, 16, 1024), kk > 0);
-      else
-        mma_s<T>(s, desc(q_base + koff, 16, 1024), desc(smem_u32(sm.k[stage(t)][0]) + koff, 16, 1024), kk > 0);
+      for (int i = 0; i < kO; ++i) o[i] = 0.f;
     }
-    wgmma::commit();
-  };
-  // Mask (only blocks that reach past the key length or the causal diagonal), online softmax with
-  // P left in s as floats, and the factors that rescale O.
-  // kMasked: the block may reach past the key length or the diagonal (masks per element, and a
-  // row may stay at -inf); otherwise every score is finite and the -inf guards are not needed.
-  // Block t of the row with index list idxv, key length lenv and this thread's rows ra, rb (the
-  // current row's, or the next row's for its first block scored at the end of this one).
-  auto softmax_in = [&](const int32_t* idxv, int t, int lenv, int ra, int rb, auto masked) {
-    constexpr bool kMasked = decltype(masked)::value;
-    wgmma::fence_operand(s);
-    float tmax_a = -INFINITY, tmax_b = -INFINITY;
-    const int key0 = kMasked ? idxv[t] * kKeys : 0;
+    const uint32_t q_base = smem_u32(sm.q[0]) + wg * 64 * 128;
+    auto issue_s = [&](int t) {  // s = Q K_t^T for this warpgroup's 64 rows (async)
+      wgmma::fence_operand(s);
+      wgmma::fence();
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint32_t koff = (kk / 4) * kHalfBytes + (kk % 4) * 32;
+        if constexpr (kTma)
+          mma_s_rs<T>(s, qf[kk], desc(smem_u32(sm.k[stage(t)][0]) + koff, 16, 1024), kk > 0);
+        else
+          mma_s<T>(s, desc(q_base + koff, 16, 1024), desc(smem_u32(sm.k[stage(t)][0]) + koff, 16, 1024), kk > 0);
+      }
+      wgmma::commit();
+    };
+    // Mask (only blocks that reach past the key length or the causal diagonal), online softmax with
+    // P left in s as floats, and the factors that rescale O.
+    // kMasked: the block may reach past the key length or the diagonal (masks per element, and a
+    // row may stay at -inf); otherwise every score is finite and the -inf guards are not needed.
+    // Block t of the row with index list idxv, key length lenv and this thread's rows ra, rb (the
+    // current row's, or the next row's for its first block scored at the end of this one).
+    auto softmax_in = [&](const int32_t* idxv, int t, int lenv, int ra, int rb, auto masked) {
+      constexpr bool kMasked = decltype(masked)::value;
+      wgmma::fence_operand(s);
+      float tmax_a = -INFINITY, tmax_b = -INFINITY;
+      const int key0 = kMasked ? idxv[t] * kKeys : 0;
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        if constexpr (kMasked) {
+#pragma unroll
+          for (int z = 0; z < 4; ++z) {
+            const int key = key0 + j * 8 + 2 * c + (z & 1);
+            const int row = z < 2 ? ra : rb;
+            if (!(key < lenv && (!p.causal || key <= row + off))) s[4 * j + z] = -INFINITY;
+          }
+        }
+        tmax_a = fmaxf(tmax_a, fmaxf(s[4 * j], s[4 * j + 1]));
+        tmax_b = fmaxf(tmax_b, fmaxf(s[4 * j + 2], s[4 * j + 3]));
+      }
+#pragma unroll
+      for (int x = 1; x < 4; x <<= 1) {
+        tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, x));
+        tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, x));
+      }
+      const float nm_a = fmaxf(m_a, tmax_a * scale2), nm_b = fmaxf(m_b, tmax_b * scale2);
+      float sub_a = nm_a, sub_b = nm_b;
       if constexpr (kMasked) {
+        fa = nm_a == -INFINITY ? 0.f : fast_exp2(m_a - nm_a);
+        fb = nm_b == -INFINITY ? 0.f : fast_exp2(m_b - nm_b);
+        sub_a = nm_a == -INFINITY ? 0.f : nm_a;
+        sub_b = nm_b == -INFINITY ? 0.f : nm_b;
+      } else {  // nm finite; m = -inf (first block) gives exp2(-inf) = 0
+        fa = fast_exp2(m_a - nm_a);
+        fb = fast_exp2(m_b - nm_b);
+      }
+      float ps_a = 0.f, ps_b = 0.f;
 #pragma unroll
-        for (int z = 0; z < 4; ++z) {
-          const int key = key0 + j * 8 + 2 * c + (z & 1);
-          const int row = z < 2 ? ra : rb;
-          if (!(key < lenv && (!p.causal || key <= row + off))) s[4 * j + z] = -INFINITY;
+      for (int j = 0; j < 16; ++j) {
+        s[4 * j] = fast_exp2(fmaf(s[4 * j], scale2, -sub_a));
+        s[4 * j + 1] = fast_exp2(fmaf(s[4 * j + 1], scale2, -sub_a));
+        s[4 * j + 2] = fast_exp2(fmaf(s[4 * j + 2], scale2, -sub_b));
+        s[4 * j + 3] = fast_exp2(fmaf(s[4 * j + 3], scale2, -sub_b));
+        ps_a += s[4 * j] + s[4 * j + 1];
+        ps_b += s[4 * j + 2] + s[4 * j + 3];
+      }
+      l_a = l_a * fa + ps_a;
+      l_b = l_b * fb + ps_b;
+      m_a = nm_a;
+      m_b = nm_b;
+    };
+    auto softmax = [&](int t, auto masked) { softmax_in(idx, t, len, row_a, row_b, masked); };
+    auto to_pa = [&] {
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        pa[j / 2][(j % 2) * 2] = pack2<T>(s[4 * j], s[4 * j + 1]);
+        pa[j / 2][(j % 2) * 2 + 1] = pack2<T>(s[4 * j + 2], s[4 * j + 3]);
+      }
+    };
+    // Rescales O (no PV in flight) and issues O += P V_t (async).
+    auto issue_pv = [&](int t) {
+      wgmma::fence_operand(o);
+      // Once the running maxima settle most steps leave them unchanged: skip the multiplies when
+      // no row of the warp moved (warp-uniform branch).
+      if (!__all_sync(0xffffffffu, fa == 1.f && fb == 1.f)) {
+#pragma unroll
+        for (int j = 0; j < kO / 4; ++j) {
+          o[4 * j] *= fa, o[4 * j + 1] *= fa, o[4 * j + 2] *= fb, o[4 * j + 3] *= fb;
         }
       }
-      tmax_a = fmaxf(tmax_a, fmaxf(s[4 * j], s[4 * j + 1]));
-      tmax_b = fmaxf(tmax_b, fmaxf(s[4 * j + 2], s[4 * j + 3]));
+      wgmma::fence_operand(o);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk)
+        mma_o<T, D>(o, pa[kk], desc(smem_u32(sm.v[stage(t)][0]) + kk * 16 * 128, kHalfBytes, 1024));
+      wgmma::commit();
+    };
+
+    // Ping-pong (producer-warpgroup kernel, flag kFlagPingPong, the default): the two consumer warpgroups take turns
+    // issuing their GEMMs (named barriers 2 and 3, FA3's scheduler barriers), so one warpgroup's
+    // softmax runs while the other's GEMMs hold the tensor cores. Each warpgroup issues count + 1
+    // times; warpgroup 1 arrives once up front so warpgroup 0 goes first, and skips its last arrive so
+    // that no arrival is left pending at exit.
+    const bool pp = kProducerWG && (flags & kFlagPingPong) != 0;
+    auto my_turn = [&] {
+      if (pp) asm volatile("bar.sync %0, %1;\n" ::"r"(2 + wg), "n"(kThreads) : "memory");
+    };
+    auto pass_turn = [&](bool last) {
+      if (pp && !(last && wg == 1)) asm volatile("bar.arrive %0, %1;\n" ::"r"(3 - wg), "n"(kThreads) : "memory");
+    };
+    // A row whose first block was carried continues the previous row's turns (one chain of turns
+    // per run of carried rows: the initial arrive at its start, the skipped one at its end).
+    if (pp && wg == 1 && count > 0 && !carried) asm volatile("bar.arrive 2, %0;\n" ::"n"(kThreads) : "memory");
+
+    const int n_full = kProducerWG ? row.n_full : find_n_full(row);  // the others: after the first loads
+    constexpr std::true_type kMask{};
+    constexpr std::false_type kNoMask{};
+
+    if (count > 0 && !carried) {
+      if constexpr (kProducerWG) {
+        wait_full(0);
+      } else if constexpr (kTma) {
+        cp_async_wait<0>();  // Q
+        __syncthreads();
+        load_q_fragments();
+        wait_full(0);
+      } else {
+        cp_async_wait<1>();  // Q, K0, V0
+        wgmma::fence_proxy_async();
+        __syncthreads();
+      }
+      my_turn();
+      issue_s(0);
+      pass_turn(false);
+      wgmma::wait<0>();
+      if (n_full > 0) softmax(0, kNoMask);
+      else softmax(0, kMask);
+      to_pa();
     }
+    // Per step, as FA3 orders it: S(t+1) and PV(t) go to the tensor cores back to back; the
+    // softmax of block t+1 is written to run while PV(t) is still in flight (it reads pa and writes
+    // o, the softmax only s; ptxas waits for PV(t) before the exponentials, see the top); P is packed into
+    // pa once PV(t) is done.
+    auto step = [&](int t, auto masked) {
+      if constexpr (kTma) {
+        wait_full(t + 1);  // K(t+1), V(t+1) landed
+        my_turn();
+        issue_s(t + 1);
+        if constexpr (!kProducerWG) {
+          if (producer) tma_kv(t + 2);
+          __syncwarp();  // warp 0 reconverges before the next warpgroup-wide wgmma
+        }
+      } else {
+        cp_async_wait<0>();  // K(t+1), V(t+1)
+        wgmma::fence_proxy_async();
+        __syncthreads();     // copies visible; every warpgroup is past step t-1, so stage (t+2)%3 is free
+        issue_s(t + 1);
+        load_kv(t + 2);
+      }
+      issue_pv(t);
+      pass_turn(false);
+      wgmma::wait<1>();    // S(t+1) done
+      softmax(t + 1, masked);
+      wgmma::wait<0>();    // PV(t) done
+      wgmma::fence_operand(o);
+      if constexpr (kTma) {
+        __syncwarp();
+        if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[stage(t)]));  // this warp is done with stage t
+      }
+      to_pa();
+    };
+    int t = 0;
+    for (; t + 1 < n_full; ++t) step(t, kNoMask);
+    for (; t + 1 < count; ++t) step(t, kMask);
+    // This row's softmax state, for its epilogue (the next row's first block may overwrite it).
+    float em_a = m_a, em_b = m_b, el_a = l_a, el_b = l_b;
+    // Persistent kernel: when the next row has kept blocks too, its first S goes to the tensor
+    // cores with this row's last PV and its softmax runs while that PV does, instead of each row
+    // starting and ending with the tensor cores idle (S(0) + softmax alone, then the last PV
+    // alone): at 8K causal, 25% density, rows keep ~8 blocks and the two ends cost ~2 of them.
+    bool carry = false;
+    q_taken = false;
+    if constexpr (kProducerWG) {
+      if (count > 0 && w + w_step < w_end) {
+        // This row's last S retired at its last step (or its first block's wait).
+        next = row_at(w + w_step);
+        take_q(j + 1, next);
+        q_taken = true;
+        carry = next.count > 0;
+      }
+    }
+    // One if/else, not two ifs on carry: ptxas follows both branches' paths, and with a second
+    // `if (!carry)` it saw the carried PV still in flight at the other PV's rescale of O and
+    // serialized every wgmma of the kernel (C7514; H100, 2026-11-27: dense 675 -> 450 TF/s).
+    if (carry) {
+      m_a = m_b = -INFINITY;
+      l_a = l_b = 0.f;
+      const int nra = next.I * kRows + wg * 64 + warp * 16 + g;
+      wait_full(count);  // the next row's block 0 follows this row's blocks in the stream
+      my_turn();
+      issue_s(count);
+      issue_pv(count - 1);
+      pass_turn(false);
+      wgmma::wait<1>();
+      if (next.n_full > 0) softmax_in(next.idx, 0, next.len, nra, nra + 8, kNoMask);
+      else softmax_in(next.idx, 0, next.len, nra, nra + 8, kMask);
+    } else if (count > 0) {
+      my_turn();
+      issue_pv(count - 1);
+      pass_turn(true);
+    }
+    wgmma::wait<0>();
+    wgmma::fence_operand(o);
+    cp_async_wait<0>();
+    if constexpr (kProducerWG) {  // the last block's stage goes back too: the next row's blocks reuse it
+      if (count > 0) {
+        __syncwarp();
+        if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[stage(count - 1)]));
+      }
+    }
+    if (carry) to_pa();  // the next row's first P (its PV is issued with that row's second S)
+
 #pragma unroll
     for (int x = 1; x < 4; x <<= 1) {
-      tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, x));
-      tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, x));
+      el_a += __shfl_xor_sync(0xffffffffu, el_a, x);
+      el_b += __shfl_xor_sync(0xffffffffu, el_b, x);
     }
-    const float nm_a = fmaxf(m_a, tmax_a * scale2), nm_b = fmaxf(m_b, tmax_b * scale2);
-    float sub_a = nm_a, sub_b = nm_b;
-    if constexpr (kMasked) {
-      fa = nm_a == -INFINITY ? 0.f : fast_exp2(m_a - nm_a);
-      fb = nm_b == -INFINITY ? 0.f : fast_exp2(m_b - nm_b);
-      sub_a = nm_a == -INFINITY ? 0.f : nm_a;
-      sub_b = nm_b == -INFINITY ? 0.f : nm_b;
-    } else {  // nm finite; m = -inf (first block) gives exp2(-inf) = 0
-      fa = fast_exp2(m_a - nm_a);
-      fb = fast_exp2(m_b - nm_b);
-    }
-    float ps_a = 0.f, ps_b = 0.f;
+    const float ia = el_a > 0.f ? 1.f / el_a : 0.f, ib = el_b > 0.f ? 1.f / el_b : 0.f;
+    T* og = static_cast<T*>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      s[4 * j] = fast_exp2(fmaf(s[4 * j], scale2, -sub_a));
-      s[4 * j + 1] = fast_exp2(fmaf(s[4 * j + 1], scale2, -sub_a));
-      s[4 * j + 2] = fast_exp2(fmaf(s[4 * j + 2], scale2, -sub_b));
-      s[4 * j + 3] = fast_exp2(fmaf(s[4 * j + 3], scale2, -sub_b));
-      ps_a += s[4 * j] + s[4 * j + 1];
-      ps_b += s[4 * j + 2] + s[4 * j + 3];
+    for (int j = 0; j < kO / 4; ++j) {
+      const int col = j * 8 + 2 * c;
+      if (row_a < p.q_len)
+        *reinterpret_cast<uint32_t*>(og + row_a * p.o_stride_l + col) = pack2<T>(o[4 * j] * ia, o[4 * j + 1] * ia);
+      if (row_b < p.q_len)
+        *reinterpret_cast<uint32_t*>(og + row_b * p.o_stride_l + col) = pack2<T>(o[4 * j + 2] * ib, o[4 * j + 3] * ib);
     }
-    l_a = l_a * fa + ps_a;
-    l_b = l_b * fb + ps_b;
-    m_a = nm_a;
-    m_b = nm_b;
-  };
-  auto softmax = [&](int t, auto masked) { softmax_in(idx, t, len, row_a, row_b, masked); };
-  auto to_pa = [&] {
+    if (p.lse && c == 0) {
+      float* lse = p.lse + (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len;
+      if (row_a < p.q_len) lse[row_a] = el_a > 0.f ? (em_a + log2f(el_a)) / kLog2e : -INFINITY;
+      if (row_b < p.q_len) lse[row_b] = el_b > 0.f ? (em_b + log2f(el_b)) / kLog2e : -INFINITY;
+    }
+    if (carry) {
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      pa[j / 2][(j % 2) * 2] = pack2<T>(s[4 * j], s[4 * j + 1]);
-      pa[j / 2][(j % 2) * 2 + 1] = pack2<T>(s[4 * j + 2], s[4 * j + 3]);
+      for (int i = 0; i < kO; ++i) o[i] = 0.f;
     }
-  };
-  // Rescales O (no PV in flight) and issues O += P V_t (async).
-  auto issue_pv = [&](int t) {
-    wgmma::fence_operand(o);
-    // Once the running maxima settle most steps leave them unchanged: skip the multiplies when
-    // no row of the warp moved (warp-uniform branch).
-    if (!__all_sync(0xffffffffu, fa == 1.f && fb == 1.f)) {
-#pragma unroll
-      for (int j = 0; j < kO / 4; ++j) {
-        o[4 * j] *= fa, o[4 * j + 1] *= fa, o[4 * j + 2] *= fb, o[4 * j + 3] *= fb;
-      }
-    }
-    wgmma::fence_operand(o);
-    wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk)
-      mma_o<T, D>(o, pa[kk], desc(smem_u32(sm.v[stage(t)][0]) + kk * 16 * 128, kHalfBytes, 1024));
-    wgmma::commit();
-  };
-
-  // Ping-pong (producer-warpgroup kernel, flag kFlagPingPong, the default): the two consumer warpgroups take turns
-  // issuing their GEMMs (named barriers 2 and 3, FA3's scheduler barriers), so one warpgroup's
-  // softmax runs while the other's GEMMs hold the tensor cores. Each warpgroup issues count + 1
-  // times; warpgroup 1 arrives once up front so warpgroup 0 goes first, and skips its last arrive so
-  // that no arrival is left pending at exit.
-  const bool pp = kProducerWG && (flags & kFlagPingPong) != 0;
-  auto my_turn = [&] {
-    if (pp) asm volatile("bar.sync %0, %1;\n" ::"r"(2 + wg), "n"(kThreads) : "memory");
-  };
-  auto pass_turn = [&](bool last) {
-    if (pp && !(last && wg == 1)) asm volatile("bar.arrive %0, %1;\n" ::"r"(3 - wg), "n"(kThreads) : "memory");
-  };
-  // A row whose first block was carried continues the previous row's turns (one chain of turns
-  // per run of carried rows: the initial arrive at its start, the skipped one at its end).
-  if (pp && wg == 1 && count > 0 && !carried) asm volatile("bar.arrive 2, %0;\n" ::"n"(kThreads) : "memory");
-
-  const int n_full = kProducerWG ? row.n_full : find_n_full(row);  // the others: after the first loads
-  constexpr std::true_type kMask{};
-  constexpr std::false_type kNoMask{};
-
-  if (count > 0 && !carried) {
-    if constexpr (kProducerWG) {
-      wait_full(0);
-    } else if constexpr (kTma) {
-      cp_async_wait<0>();  // Q
-      __syncthreads();
-      load_q_fragments();
-      wait_full(0);
-    } else {
-      cp_async_wait<1>();  // Q, K0, V0
-      wgmma::fence_proxy_async();
-      __syncthreads();
-    }
-    my_turn();
-    issue_s(0);
-    pass_turn(false);
-    wgmma::wait<0>();
-    if (n_full > 0) softmax(0, kNoMask);
-    else softmax(0, kMask);
-    to_pa();
-  }
-  // Per step, as FA3 orders it: S(t+1) and PV(t) go to the tensor cores back to back; the
-  // softmax of block t+1 is written to run while PV(t) is still in flight (it reads pa and writes
-  // o, the softmax only s; ptxas waits for PV(t) before the exponentials, see the top); P is packed into
-  // pa once PV(t) is done.
-  auto step = [&](int t, auto masked) {
-    if constexpr (kTma) {
-      wait_full(t + 1);  // K(t+1), V(t+1) landed
-      my_turn();
-      issue_s(t + 1);
-      if constexpr (!kProducerWG) {
-        if (producer) tma_kv(t + 2);
-        __syncwarp();  // warp 0 reconverges before the next warpgroup-wide wgmma
-      }
-    } else {
-      cp_async_wait<0>();  // K(t+1), V(t+1)
-      wgmma::fence_proxy_async();
-      __syncthreads();     // copies visible; every warpgroup is past step t-1, so stage (t+2)%3 is free
-      issue_s(t + 1);
-      load_kv(t + 2);
-    }
-    issue_pv(t);
-    pass_turn(false);
-    wgmma::wait<1>();    // S(t+1) done
-    softmax(t + 1, masked);
-    wgmma::wait<0>();    // PV(t) done
-    wgmma::fence_operand(o);
-    if constexpr (kTma) {
-      __syncwarp();
-      if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[stage(t)]));  // this warp is done with stage t
-    }
-    to_pa();
-  };
-  int t = 0;
-  for (; t + 1 < n_full; ++t) step(t, kNoMask);
-  for (; t + 1 < count; ++t) step(t, kMask);
-  // This row's softmax state, for its epilogue (the next row's first block may overwrite it).
-  float em_a = m_a, em_b = m_b, el_a = l_a, el_b = l_b;
-  // Persistent kernel: when the next row has kept blocks too, its first S goes to the tensor
-  // cores with this row's last PV and its softmax runs while that PV does, instead of each row
-  // starting and ending with the tensor cores idle (S(0) + softmax alone, then the last PV
-  // alone): at 8K causal, 25% density, rows keep ~8 blocks and the two ends cost ~2 of them.
-  bool carry = false;
-  q_taken = false;
-  if constexpr (kProducerWG) {
-    if (count > 0 && w + w_step < w_end) {
-      // This row's last S retired at its last step (or its first block's wait).
-      next = row_at(w + w_step);
-      take_q(j + 1, next);
-      q_taken = true;
-      carry = next.count > 0;
-    }
-  }
-  // One if/else, not two ifs on carry: ptxas follows both branches' paths, and with a second
-  // `if (!carry)` it saw the carried PV still in flight at the other PV's rescale of O and
-  // serialized every wgmma of the kernel (C7514; H100, 2026-11-27: dense 675 -> 450 TF/s).
-  if (carry) {
-    m_a = m_b = -INFINITY;
-    l_a = l_b = 0.f;
-    const int nra = next.I * kRows + wg * 64 + warp * 16 + g;
-    wait_full(count);  // the next row's block 0 follows this row's blocks in the stream
-    my_turn();
-    issue_s(count);
-    issue_pv(count - 1);
-    pass_turn(false);
-    wgmma::wait<1>();
-    if (next.n_full > 0) softmax_in(next.idx, 0, next.len, nra, nra + 8, kNoMask);
-    else softmax_in(next.idx, 0, next.len, nra, nra + 8, kMask);
-  } else if (count > 0) {
-    my_turn();
-    issue_pv(count - 1);
-    pass_turn(true);
-  }
-  wgmma::wait<0>();
-  wgmma::fence_operand(o);
-  cp_async_wait<0>();
-  if constexpr (kProducerWG) {  // the last block's stage goes back too: the next row's blocks reuse it
-    if (count > 0) {
-      __syncwarp();
-      if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[stage(count - 1)]));
-    }
-  }
-  if (carry) to_pa();  // the next row's first P (its PV is issued with that row's second S)
-
-#pragma unroll
-  for (int x = 1; x < 4; x <<= 1) {
-    el_a += __shfl_xor_sync(0xffffffffu, el_a, x);
-    el_b += __shfl_xor_sync(0xffffffffu, el_b, x);
-  }
-  const float ia = el_a > 0.f ? 1.f / el_a : 0.f, ib = el_b > 0.f ? 1.f / el_b : 0.f;
-  T* og = static_cast<T*>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
-#pragma unroll
-  for (int j = 0; j < kO / 4; ++j) {
-    const int col = j * 8 + 2 * c;
-    if (row_a < p.q_len)
-      *reinterpret_cast<uint32_t*>(og + row_a * p.o_stride_l + col) = pack2<T>(o[4 * j] * ia, o[4 * j + 1] * ia);
-    if (row_b < p.q_len)
-      *reinterpret_cast<uint32_t*>(og + row_b * p.o_stride_l + col) = pack2<T>(o[4 * j + 2] * ib, o[4 * j + 3] * ib);
-  }
-  if (p.lse && c == 0) {
-    float* lse = p.lse + (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len;
-    if (row_a < p.q_len) lse[row_a] = el_a > 0.f ? (em_a + log2f(el_a)) / kLog2e : -INFINITY;
-    if (row_b < p.q_len) lse[row_b] = el_b > 0.f ? (em_b + log2f(el_b)) / kLog2e : -INFINITY;
-  }
-  if (carry) {
-#pragma unroll
-    for (int i = 0; i < kO; ++i) o[i] = 0.f;
-  }
-  carried = carry;
-  n0 += count;
+    carried = carry;
+    n0 += count;
   }  // rows
 #endif
 }
