@@ -188,10 +188,10 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
 }
 int run_attention_cmd(const std::vector<std::string>& args) {
   eval::AttentionBenchConfig cfg;
-  std::string cases;
+  std::string cases, densities;
   TableOutput out;
   ArgParser p("xattn bench attention [--cases A,B] [-o md|csv|json]",
-              "Time our block-sparse attention (every block kept, top-ratio masks at 10/25/35/50% density, and\n"
+              "Time our block-sparse attention (every block kept, top-ratio masks at --densities, and\n"
               "the whole estimate + attend call) and LibTorch SDPA's cuDNN and FlashAttention-2 dense backends\n"
               "on the same random bf16 inputs (head_dim 128) in one process. Effective TF/s counts the FLOPs of\n"
               "the computed blocks. video-720p also runs tau 0.9 threshold selection on the synthetic video\n"
@@ -199,12 +199,28 @@ int run_attention_cmd(const std::vector<std::string>& args) {
               "forces a kernel generation (default: wgmma fed by TMA from a producer warpgroup on Hopper;\n"
               "wgmma_inline: TMA issued by a consumer thread, the previous generation).");
   p.flag("--cases", "LIST", cases_help("causal-32k,causal-128k,video-720p"), &cases);
+  p.flag("--densities", "LIST", "comma-separated top-ratio densities in (0, 1] (default: 0.1,0.25,0.35,0.5)",
+         &densities);
   p.flag("--stride", "N", "stride of the estimate in the full call", &cfg.stride);
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
   out.add_flags(p);
   if (out.parse(p, args)) return 0;
   if (!cases.empty()) cfg.cases = split_list(cases);
+  if (!densities.empty()) {
+    cfg.densities.clear();
+    for (const auto& x : split_list(densities)) {
+      double d = 0;
+      try {
+        size_t used = 0;
+        d = std::stod(x, &used);
+        if (used != x.size()) d = 0;
+      } catch (...) {
+      }
+      if (!(d > 0 && d <= 1)) throw UsageError("--densities: expected numbers in (0, 1], got '" + x + "'");
+      cfg.densities.push_back(d);
+    }
+  }
   check_cases(cfg.cases);
   ProgressBar& bar = interruptible_bar();
   out.emit(eval::run_attention_bench(cfg, bar.callback()).render(out.format));

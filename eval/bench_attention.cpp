@@ -3,6 +3,10 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include <algorithm>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "core/attention/synthetic.h"
 #include "core/attention/xattention.h"
@@ -22,6 +26,40 @@ att::BlockMask on_device(att::BlockMask m) {
   m.counts = m.counts.cuda();
   return m;
 }
+// One timed mode of a case. The first mode of a group is its cuDNN baseline (speedups are
+// against it); a dense SDPA mode counts the dense FLOPs, a block-sparse mode its mask's computed
+// blocks, and the whole call reports the density of the mask it built.
+struct Mode {
+  std::string name;
+  std::function<void()> call;
+  const att::BlockMask* mask = nullptr;        // block-sparse modes
+  const att::AttentionStats* stats = nullptr;  // the whole estimate + attend call
+  bool speedup = true;                         // false: a part of a call (the estimate alone)
+};
+
+// Times the modes in interleaved rounds (each timed region >= kSteadyRegionMs of back-to-back
+// calls, as a pipeline issues them: the host's launch latency of a short call stays out, and the
+// region spans the power controller's clock swings) and adds their rows.
+void time_modes(Table& t, const std::string& name, double dense_flops, const std::vector<Mode>& modes, int warmup,
+                int reps) {
+  std::vector<std::function<void()>> calls;
+  for (const Mode& m : modes) calls.push_back(m.call);
+  const std::vector<double> ms = median_ms_interleaved(calls, warmup, reps, kSteadyRegionMs);
+  for (size_t i = 0; i < modes.size(); ++i) {
+    const Mode& m = modes[i];
+    std::string density = "1.0000", tfs = fmt(dense_flops / ms[i] / 1e9, 1);
+    if (m.mask) {
+      // FLOPs of the computed blocks: 4 * 128 * 128 * D per kept block.
+      density = fmt(m.mask->density(), 4);
+      tfs = fmt(4.0 * 128 * 128 * 128 * static_cast<double>(m.mask->kept.sum().item<int64_t>()) / ms[i] / 1e9, 1);
+    } else if (m.stats) {
+      density = fmt(m.stats->density, 4), tfs = "";
+    } else if (!m.speedup) {
+      density = tfs = "";
+    }
+    t.rows.push_back({name, m.name, density, fmt(ms[i], 3), tfs, m.speedup ? fmt(ms[0] / ms[i], 2) : ""});
+  }
+}
 }  // namespace
 
 Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallback& progress) {
@@ -40,50 +78,54 @@ Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallbac
     at::Tensor v = at::randn({1, s.len, s.kv_heads, 128}, opt);
     const double L = static_cast<double>(s.len);
     const double dense_flops = 4.0 * L * L * s.q_heads * 128 * (s.causal ? 0.5 : 1.0);
-    const double cudnn = sdpa_dense_ms(q, k, v, s.causal, "cudnn", cfg.warmup, cfg.reps);
-    t.rows.push_back({name, "cuDNN dense", "1.0000", fmt(cudnn, 3), fmt(dense_flops / cudnn / 1e9, 1), "1.00"});
-    try {
-      const double fa2 = sdpa_dense_ms(q, k, v, s.causal, "flash", cfg.warmup, cfg.reps);
-      t.rows.push_back({name, "FA2 dense", "1.0000", fmt(fa2, 3), fmt(dense_flops / fa2 / 1e9, 1), fmt(cudnn / fa2, 2)});
-    } catch (const std::exception&) {
-      t.rows.push_back({name, "FA2 dense (unavailable)", "", "", "", ""});
+    // Every mode of a case is timed in the same interleaved rounds as its cuDNN baseline, so a
+    // clock drift during the case reaches all of them alike.
+    std::vector<Mode> modes;
+    modes.push_back({"cuDNN dense", sdpa_dense_call(q, k, v, s.causal, "cudnn")});
+    bool fa2_ok = true;
+    {
+      std::function<void()> fa2 = sdpa_dense_call(q, k, v, s.causal, "flash");
+      try {
+        fa2();  // throws where the FlashAttention-2 backend cannot run these inputs
+        modes.push_back({"FA2 dense", fa2});
+      } catch (const std::exception&) {
+        fa2_ok = false;
+      }
     }
     att::AttentionOptions o;
     o.causal = s.causal;
-    // FLOPs of the computed blocks: 4 * 128 * 128 * D per kept block.
-    auto block_flops = [](const att::BlockMask& m) {
-      return 4.0 * 128 * 128 * 128 * static_cast<double>(m.kept.sum().item<int64_t>());
-    };
-    auto time_mask = [&](const std::string& mode, const att::BlockMask& m) {
-      const double ms = median_ms([&] { att::block_sparse_attention(q, k, v, m, o); }, cfg.warmup, cfg.reps);
-      t.rows.push_back({name, mode, fmt(m.density(), 4), fmt(ms, 3), fmt(block_flops(m) / ms / 1e9, 1),
-                        fmt(cudnn / ms, 2)});
-    };
-    time_mask("ours dense (all blocks)", on_device(att::BlockMask::full(1, s.q_heads, 128, s.len, s.len, o)));
+    // The masks, built before any timing (std::deque: the modes keep pointers to them).
+    std::deque<att::BlockMask> masks;
+    masks.push_back(on_device(att::BlockMask::full(1, s.q_heads, 128, s.len, s.len, o)));
+    modes.push_back({"ours dense (all blocks)", {}, &masks.back()});
     for (double d : cfg.densities) {
       att::XAttentionConfig xc;
       xc.selection = "top_ratio";
       xc.top_ratio = d;
       xc.stride = cfg.stride;
-      time_mask("ours sparse top-ratio " + fmt(d, 2), att::estimate(q, k, xc, o));
+      masks.push_back(att::estimate(q, k, xc, o));
+      modes.push_back({"ours sparse top-ratio " + fmt(d, 2), {}, &masks.back()});
     }
+    for (Mode& m : modes)
+      if (m.mask) m.call = [&q, &k, &v, &o, mask = m.mask] { att::block_sparse_attention(q, k, v, *mask, o); };
     // The whole call: estimate (scoring + selection kernels) + block-sparse attention, with a
-    // Workspace as a pipeline passes one (no per-call allocation of the scoring scratch).
+    // Workspace as a pipeline passes one (no per-call allocation of the scoring scratch); and the
+    // estimate alone (same workspace), so the whole call's cost splits into its two parts.
     att::Workspace workspace;
-    o.workspace = &workspace;
+    att::AttentionOptions ow = o;
+    ow.workspace = &workspace;
     att::AttentionSpec spec;
     spec.xattention.selection = "top_ratio";
     spec.xattention.top_ratio = 0.35;
     spec.xattention.stride = cfg.stride;
-    // The estimate alone (scoring + selection, same workspace), so the whole call's cost splits
-    // into its two parts in the same run.
-    const double est_ms = median_ms([&] { att::estimate(q, k, spec.xattention, o); }, cfg.warmup, cfg.reps);
-    t.rows.push_back({name, "ours estimate only (S=" + std::to_string(cfg.stride) + ", top-ratio 0.35)", "",
-                      fmt(est_ms, 3), "", ""});
     att::AttentionStats st;
-    const double full_ms = median_ms([&] { att::attention(q, k, v, spec, o, &st); }, cfg.warmup, cfg.reps);
-    t.rows.push_back({name, "ours estimate+attend (S=" + std::to_string(cfg.stride) + ", top-ratio 0.35)",
-                      fmt(st.density, 4), fmt(full_ms, 3), "", fmt(cudnn / full_ms, 2)});
+    const std::string sname = "(S=" + std::to_string(cfg.stride) + ", top-ratio 0.35)";
+    modes.push_back({"ours estimate only " + sname, [&] { att::estimate(q, k, spec.xattention, ow); }, nullptr,
+                     nullptr, false});
+    modes.push_back({"ours estimate+attend " + sname, [&] { att::attention(q, k, v, spec, ow, &st); }, nullptr, &st});
+    const size_t first_row = t.rows.size();
+    time_modes(t, name, dense_flops, modes, cfg.warmup, cfg.reps);
+    if (!fa2_ok) t.rows.insert(t.rows.begin() + first_row + 1, {name, "FA2 dense (unavailable)", "", "", "", ""});
     if (name == "video-720p") {
       // Threshold selection needs structured inputs: the synthetic video-like workload tuned to
       // ~35% density at tau 0.9 (configs/density/video-720p.yaml), same shapes as the case.
@@ -93,20 +135,20 @@ Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallbac
       w.opts.workspace = &workspace;
       const at::Tensor sq = w.q.to(at::kBFloat16), sk = w.k.to(at::kBFloat16), sv = w.v.to(at::kBFloat16);
       XATTN_CHECK_IN("bench", sq.size(1) == s.len, "synthetic video has ", sq.size(1), " tokens, the case ", s.len);
-      const double cudnn_syn = sdpa_dense_ms(sq, sk, sv, false, "cudnn", cfg.warmup, cfg.reps);
       att::XAttentionConfig xc;
       xc.threshold = 0.9;
       xc.stride = cfg.stride;
       const att::BlockMask m = att::estimate(sq, sk, xc, w.opts);
-      const double ms = median_ms([&] { att::block_sparse_attention(sq, sk, sv, m, w.opts); }, cfg.warmup, cfg.reps);
-      t.rows.push_back({name, "ours sparse tau 0.90 (synthetic video)", fmt(m.density(), 4), fmt(ms, 3),
-                        fmt(block_flops(m) / ms / 1e9, 1), fmt(cudnn_syn / ms, 2)});
       att::AttentionSpec tspec;
       tspec.xattention = xc;
       att::AttentionStats tst;
-      const double tfull = median_ms([&] { att::attention(sq, sk, sv, tspec, w.opts, &tst); }, cfg.warmup, cfg.reps);
-      t.rows.push_back({name, "ours estimate+attend (S=" + std::to_string(cfg.stride) + ", tau 0.90, synthetic video)",
-                        fmt(tst.density, 4), fmt(tfull, 3), "", fmt(cudnn_syn / tfull, 2)});
+      std::vector<Mode> syn;
+      syn.push_back({"cuDNN dense (synthetic video)", sdpa_dense_call(sq, sk, sv, false, "cudnn")});
+      syn.push_back({"ours sparse tau 0.90 (synthetic video)",
+                     [&] { att::block_sparse_attention(sq, sk, sv, m, w.opts); }, &m});
+      syn.push_back({"ours estimate+attend (S=" + std::to_string(cfg.stride) + ", tau 0.90, synthetic video)",
+                     [&] { att::attention(sq, sk, sv, tspec, w.opts, &tst); }, nullptr, &tst});
+      time_modes(t, name, dense_flops, syn, cfg.warmup, cfg.reps);
     }
     prog.update(++done, name);
   }

@@ -6,46 +6,68 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <vector>
 
 #include "core/error.h"
 
 namespace xattn::eval {
 
-double median_ms(const std::function<void()>& f, int warmup, int reps, double min_region_ms) {
-  // Warm up for `warmup` calls and (warmup > 0) at least 200 ms of device time, so the clocks settle after the
-  // previous, possibly heavier, workload (ncu at fixed clocks found a kernel equally efficient at
-  // two densities where unsettled timings differed by 10%).
-  at::cuda::CUDAEvent w0(cudaEventDefault), w1(cudaEventDefault);
-  w0.record();
-  int calls = 0;
-  for (; calls < warmup; ++calls) f();
-  float warm_ms = 0.f;
-  for (int extra = 0; warmup > 0 && extra < 1000; ++extra) {
-    w1.record();
-    w1.synchronize();
-    warm_ms = w0.elapsed_time(w1);
-    if (warm_ms >= 200.f) break;
-    f();
-    ++calls;
+std::vector<double> median_ms_interleaved(const std::vector<std::function<void()>>& fs, int warmup, int reps,
+                                          double min_region_ms) {
+  const size_t n = fs.size();
+  // Warm-up rounds (each callable once per round, in order) for `warmup` rounds and, when warmup
+  // > 0, at least 200 ms of device time, so the clocks settle after the previous, possibly
+  // heavier, workload; each call is timed on its own, which gives its pace.
+  std::vector<double> warm_ms(n, 0.0);
+  int rounds = 0;
+  for (double total = 0.0; warmup > 0 && rounds < 1000 && (rounds < warmup || total < 200.0); ++rounds) {
+    std::deque<at::cuda::CUDAEvent> ev;
+    for (size_t i = 0; i <= n; ++i) ev.emplace_back(cudaEventDefault);
+    ev[0].record();
+    for (size_t i = 0; i < n; ++i) {
+      fs[i]();
+      ev[i + 1].record();
+    }
+    ev[n].synchronize();
+    for (size_t i = 0; i < n; ++i) {
+      const double ms = ev[i].elapsed_time(ev[i + 1]);
+      warm_ms[i] += ms;
+      total += ms;
+    }
   }
   // Back-to-back calls per timed region: the start event is recorded before the host has issued
   // the first launch, so a short region would also time the host's launch latency (and any gap
   // between the call's launches the host is slower to fill than the device).
-  int batch = 1;
-  if (min_region_ms > 0 && calls > 0 && warm_ms > 0.f)
-    batch = std::clamp(static_cast<int>(std::ceil(min_region_ms * calls / warm_ms)), 1, 1000);
-  std::vector<float> times;
-  for (int i = 0; i < std::max(1, reps); ++i) {
-    at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
-    start.record();
-    for (int j = 0; j < batch; ++j) f();
-    stop.record();
-    stop.synchronize();
-    times.push_back(start.elapsed_time(stop) / static_cast<float>(batch));
+  std::vector<int> batch(n, 1);
+  for (size_t i = 0; i < n; ++i)
+    if (min_region_ms > 0 && rounds > 0 && warm_ms[i] > 0.0)
+      batch[i] = std::clamp(static_cast<int>(std::ceil(min_region_ms * rounds / warm_ms[i])), 1, 100000);
+  // Timed rounds, the callables interleaved: a drift of the clocks (power, temperature) over the
+  // run then shifts every callable's times alike instead of whichever ran during it. One
+  // callable per region run back to back showed sparse modes at 64K 10-15% slower per block in
+  // whichever positions fell in a slow stretch, while ncu at fixed clocks timed them equally.
+  std::vector<std::vector<float>> times(n);
+  for (int r = 0; r < std::max(1, reps); ++r) {
+    for (size_t i = 0; i < n; ++i) {
+      at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+      start.record();
+      for (int j = 0; j < batch[i]; ++j) fs[i]();
+      stop.record();
+      stop.synchronize();
+      times[i].push_back(start.elapsed_time(stop) / static_cast<float>(batch[i]));
+    }
   }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  std::vector<double> med(n);
+  for (size_t i = 0; i < n; ++i) {
+    std::sort(times[i].begin(), times[i].end());
+    med[i] = times[i][times[i].size() / 2];
+  }
+  return med;
+}
+
+double median_ms(const std::function<void()>& f, int warmup, int reps, double min_region_ms) {
+  return median_ms_interleaved({f}, warmup, reps, min_region_ms)[0];
 }
 
 SdpaBackendOnly::SdpaBackendOnly(const std::string& backend) {
@@ -66,15 +88,16 @@ SdpaBackendOnly::~SdpaBackendOnly() {
   ctx.setSDPUseCuDNN(cudnn_);
 }
 
-double sdpa_dense_ms(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
-                     const std::string& backend, int warmup, int reps, double min_region_ms) {
-  const SdpaBackendOnly only(backend);
+std::function<void()> sdpa_dense_call(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
+                                      const std::string& backend) {
   const int64_t g = q.size(2) / k.size(2);
   const at::Tensor qt = q.transpose(1, 2);  // [B, H, L, D]
   const at::Tensor kt = k.repeat_interleave(g, 2).transpose(1, 2);
   const at::Tensor vt = v.repeat_interleave(g, 2).transpose(1, 2);
-  return median_ms([&] { at::scaled_dot_product_attention(qt, kt, vt, {}, 0.0, causal); }, warmup, reps,
-                   min_region_ms);
+  return [=] {
+    const SdpaBackendOnly only(backend);
+    at::scaled_dot_product_attention(qt, kt, vt, {}, 0.0, causal);
+  };
 }
 
 double peak_gib(int dev) {

@@ -3,7 +3,8 @@
 # a short table last. Usage: bash scripts/gpu-run.sh [steps...]
 #   steps: build tests tests-gpu fixtures ops sanitize density bench-scoring bench-attention
 #          bench-text bench-t2v sass sass-attention sass-attention-quick sass-cubins ncu-hot ncu-times
-#   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases.
+#   (default: build tests ops). BENCH_CASES=a,b limits bench-attention's cases; ATTENTION_ARGS
+#   adds flags to it (e.g. 'ATTENTION_ARGS=--densities 0.2,0.3').
 #   A step NAME=VALUE exports that variable for the steps after it, e.g.
 #   `bench-scoring XATTN_SCORING_WARPGROUPS=2 bench-scoring` compares two kernels in one call
 #   (each bench-scoring / bench-attention run writes its own scoring-N.md / attention-N.md,
@@ -173,7 +174,8 @@ for s in "${steps[@]}"; do
       sass_summary ;;
     bench-attention)
       n_attention=$((n_attention + 1))
-      bench_table attention "$n_attention" attention ${BENCH_CASES:+--cases "$BENCH_CASES"} ;;
+      # shellcheck disable=SC2086
+      bench_table attention "$n_attention" attention ${BENCH_CASES:+--cases "$BENCH_CASES"} ${ATTENTION_ARGS:-} ;;
     bench-text)
       t0=$(date +%s)
       if timeout "${STEP_TIMEOUT:-300}" "$BUILD_DIR/bin/xattn" bench text-encoder -o md --out "$OUT/text.md" > /dev/null 2> "$OUT/text.err"; then
