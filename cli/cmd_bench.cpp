@@ -188,7 +188,7 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
 }
 int run_attention_cmd(const std::vector<std::string>& args) {
   eval::AttentionBenchConfig cfg;
-  std::string cases, densities;
+  std::string cases, densities, ab;
   TableOutput out;
   ArgParser p("xattn bench attention [--cases A,B] [-o md|csv|json]",
               "Time our block-sparse attention (every block kept, top-ratio masks at --densities, and\n"
@@ -202,11 +202,20 @@ int run_attention_cmd(const std::vector<std::string>& args) {
   p.flag("--densities", "LIST", "comma-separated top-ratio densities in (0, 1] (default: 0.1,0.25,0.35,0.5)",
          &densities);
   p.flag("--stride", "N", "stride of the estimate in the full call", &cfg.stride);
+  p.flag("--ab", "NAME=VALUE,...",
+         "also time our block-sparse modes under these settings (e.g. XATTN_ATTENTION_PINGPONG=0), "
+         "interleaved with the defaults",
+         &ab);
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
   out.add_flags(p);
   if (out.parse(p, args)) return 0;
   if (!cases.empty()) cfg.cases = split_list(cases);
+  for (const auto& x : split_list(ab)) {
+    const size_t eq = x.find('=');
+    if (eq == 0 || eq == std::string::npos) throw UsageError("--ab: expected NAME=VALUE, got '" + x + "'");
+    cfg.ab.push_back(x);
+  }
   if (!densities.empty()) {
     cfg.densities.clear();
     for (const auto& x : split_list(densities)) {

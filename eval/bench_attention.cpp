@@ -3,6 +3,7 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <string>
@@ -36,6 +37,48 @@ struct Mode {
   const att::AttentionStats* stats = nullptr;  // the whole estimate + attend call
   bool speedup = true;                         // false: a part of a call (the estimate alone)
 };
+
+// Sets an environment variable while alive (our launchers read their XATTN_* switches at every
+// launch) and restores the previous value.
+class EnvSetting {
+ public:
+  EnvSetting(const std::string& name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name.c_str())) had_ = true, old_ = old;
+    setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~EnvSetting() {
+    if (had_)
+      setenv(name_.c_str(), old_.c_str(), 1);
+    else
+      unsetenv(name_.c_str());
+  }
+  EnvSetting(const EnvSetting&) = delete;
+  EnvSetting& operator=(const EnvSetting&) = delete;
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+
+// Each block-sparse mode followed by its twins under the --ab settings.
+std::vector<Mode> with_ab_twins(const std::vector<Mode>& modes, const std::vector<std::string>& ab) {
+  std::vector<Mode> out;
+  for (const Mode& m : modes) {
+    out.push_back(m);
+    if (!m.mask) continue;
+    for (const std::string& setting : ab) {
+      const size_t eq = setting.find('=');
+      Mode twin = m;
+      twin.name = m.name + " [" + setting + "]";
+      twin.call = [call = m.call, name = setting.substr(0, eq), value = setting.substr(eq + 1)] {
+        const EnvSetting env(name, value);
+        call();
+      };
+      out.push_back(twin);
+    }
+  }
+  return out;
+}
 
 // Times the modes in interleaved rounds (each timed region >= kSteadyRegionMs of back-to-back
 // calls, as a pipeline issues them: the host's launch latency of a short call stays out, and the
@@ -124,7 +167,7 @@ Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallbac
                      nullptr, false});
     modes.push_back({"ours estimate+attend " + sname, [&] { att::attention(q, k, v, spec, ow, &st); }, nullptr, &st});
     const size_t first_row = t.rows.size();
-    time_modes(t, name, dense_flops, modes, cfg.warmup, cfg.reps);
+    time_modes(t, name, dense_flops, with_ab_twins(modes, cfg.ab), cfg.warmup, cfg.reps);
     if (!fa2_ok) t.rows.insert(t.rows.begin() + first_row + 1, {name, "FA2 dense (unavailable)", "", "", "", ""});
     if (name == "video-720p") {
       // Threshold selection needs structured inputs: the synthetic video-like workload tuned to
@@ -148,7 +191,7 @@ Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallbac
                      [&] { att::block_sparse_attention(sq, sk, sv, m, w.opts); }, &m});
       syn.push_back({"ours estimate+attend (S=" + std::to_string(cfg.stride) + ", tau 0.90, synthetic video)",
                      [&] { att::attention(sq, sk, sv, tspec, w.opts, &tst); }, nullptr, &tst});
-      time_modes(t, name, dense_flops, syn, cfg.warmup, cfg.reps);
+      time_modes(t, name, dense_flops, with_ab_twins(syn, cfg.ab), cfg.warmup, cfg.reps);
     }
     prog.update(++done, name);
   }
