@@ -225,11 +225,18 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     return r;
   };
   // Blocks [0, n_full) need no mask: the list is ascending, so the blocks that reach past the key
-  // length or the diagonal are a suffix of it (at most a few blocks, found from the end; more
-  // dependent loads). The steady-state loop then has neither the mask branch nor the index load.
+  // length or the diagonal are a suffix of it (at most a few blocks). A whole warp calls this:
+  // each lane tests one of the last 32 blocks (one load, not a chain of dependent ones), and the
+  // ballot's first full block from the end bounds the suffix. The steady-state loop then has
+  // neither the mask branch nor the index load.
   auto find_n_full = [&](const Row& r) {
     int n = r.count;
-    while (n > 0 && !is_full_in(r.idx[n - 1], r.I * kRows, r.len)) --n;
+    for (int end = r.count; end > 0; end -= 32) {
+      const int t = end - 1 - lane;
+      const unsigned masked = __ballot_sync(0xffffffffu, t >= 0 && !is_full_in(r.idx[t], r.I * kRows, r.len));
+      n = end - (masked == 0xffffffffu ? 32 : __ffs(~masked) - 1);
+      if (masked != 0xffffffffu) break;
+    }
     return (flags & kFlagMaskAll) ? 0 : n;
   };
 
@@ -249,38 +256,56 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     __syncthreads();
   }
   if constexpr (kProducerWG) {
-    if (wg < 0) {  // the producer warpgroup: one thread streams every row's Q and kept K/V blocks
+    if (wg < 0) {  // the producer warpgroup: its warp 0 streams every row's Q and kept K/V blocks
+      // 24 is the most it can keep: the launch gives every thread 168 registers (64,512 in all),
+      // and the consumers' 240 need (240 - 168) x 256 = (168 - 24) x 128 more; with 32 here their
+      // setmaxnreg.inc waits forever (H100, 2026-11-27: every GPU test timed out).
       asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
-      if (producer) {
+      if (warp == 0) {
+        // Lane 0 issues the copies; the lanes fetch the index list 32 entries per load (lane i
+        // holds entry base + i), so a block's copy does not wait on its own dependent index load.
+        // Same-process A/B against one load per block (H100, 2026-11-27, TF/s): causal-64k dense
+        // 621.6 vs 609.5, 25% 583.6 vs 574.8, causal-8k dense 563.7 vs 553.2; short sparse rows
+        // within 1% (8K 25% 469.7 vs 469.6): the producer is not what holds those back.
         int n = 0, j = 0;  // K/V stage uses and rows so far
         for (int w = w_first; w < w_end; w += w_step, ++j) {
           // The row's metadata goes to the consumers with its Q: its loads run here, ahead, instead
-          // of stalling both consumer warpgroups at every row start (~4 dependent L2 reads). This
-          // thread's arrive on meta_full releases the stores; each consumer thread reads them after
+          // of stalling both consumer warpgroups at every row start (~4 dependent L2 reads). Lane
+          // 0's arrive on meta_full releases the stores; each consumer thread reads them after
           // its wait and arrives on meta_empty, which the next row's stores wait for.
           Row r = row_of(w);
           r.n_full = find_n_full(r);
           if (j > 0) tma::mbar_wait(smem_u32(&sm.meta_empty), (j - 1) & 1);
-          sm.meta[0] = r.count;
-          sm.meta[1] = r.n_full;
-          sm.meta[2] = r.len;
-          tma::mbar_arrive(smem_u32(&sm.meta_full));
+          if (producer) {
+            sm.meta[0] = r.count;
+            sm.meta[1] = r.n_full;
+            sm.meta[2] = r.len;
+            tma::mbar_arrive(smem_u32(&sm.meta_full));
+          }
           if (j > 0) tma::mbar_wait(smem_u32(&sm.q_empty), (j - 1) & 1);  // the consumers hold the last Q
-          const uint32_t qf = smem_u32(&sm.q_full);
-          tma::mbar_expect_tx(qf, kRows * D * sizeof(T));
+          if (producer) {
+            const uint32_t qf = smem_u32(&sm.q_full);
+            tma::mbar_expect_tx(qf, kRows * D * sizeof(T));
 #pragma unroll
-          for (int half = 0; half < D / 64; ++half) tma::load_4d(smem_u32(sm.q[half]), &tm_q, half * 64, r.I * kRows, r.h, r.b, qf);
+            for (int half = 0; half < D / 64; ++half)
+              tma::load_4d(smem_u32(sm.q[half]), &tm_q, half * 64, r.I * kRows, r.h, r.b, qf);
+          }
+          int window = 0;
           for (int t = 0; t < r.count; ++t, ++n) {
+            if (t % 32 == 0) window = t + lane < r.count ? r.idx[t + lane] : 0;
+            const int key0 = __shfl_sync(0xffffffffu, window, t % 32) * kKeys;
             const int st = n % kStages;
             if (n >= kStages) tma::mbar_wait(smem_u32(&sm.empty[st]), ((n - kStages) / kStages) & 1);
-            const uint32_t full = smem_u32(&sm.full[st]);
-            tma::mbar_expect_tx(full, 2u * kKeys * D * sizeof(T));
-            const int key0 = r.idx[t] * kKeys;
+            if (producer) {
+              const uint32_t full = smem_u32(&sm.full[st]);
+              tma::mbar_expect_tx(full, 2u * kKeys * D * sizeof(T));
 #pragma unroll
-            for (int half = 0; half < D / 64; ++half) {
-              tma::load_4d(smem_u32(sm.k[st][half]), &tm_k, half * 64, key0, r.hk, r.b, full);
-              tma::load_4d(smem_u32(sm.v[st][half]), &tm_v, half * 64, key0, r.hk, r.b, full);
+              for (int half = 0; half < D / 64; ++half) {
+                tma::load_4d(smem_u32(sm.k[st][half]), &tm_k, half * 64, key0, r.hk, r.b, full);
+                tma::load_4d(smem_u32(sm.v[st][half]), &tm_v, half * 64, key0, r.hk, r.b, full);
+              }
             }
+            __syncwarp();
           }
         }
       }
