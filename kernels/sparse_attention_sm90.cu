@@ -33,6 +33,10 @@
 // Short rows (at most 128 key blocks): the producer-warpgroup kernel runs persistent, one CTA per
 // SM walking many rows; the producer also loads each row's Q and hands over its metadata, and the
 // consumers score a row's first block during the previous row's last PV (see the row loop).
+// There a row's O leaves through the Q buffer (free once the next row's Q is in registers) and a
+// TMA store issued by a second producer warp, instead of each consumer thread's 4-byte stores,
+// which held the tensor cores ~2.8 us per row (causal 8K, 25%: 455.6 -> 527.9 TF/s with the stores
+// skipped); XATTN_ATTENTION_O_STAGE=0 keeps those stores (and rows of the CTA-per-row launch use them).
 // Rows with no kept key output zeros and LSE -inf, like the sm_80 kernel (sparse_attention.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -74,6 +78,7 @@ constexpr int kHalfBytes = kRows * 128;  // one 64-column half of a 128-row tile
 constexpr int kStages = 3;
 constexpr int kFlagPingPong = 1;  // kernel flags (see launch_kernel)
 constexpr int kFlagMaskAll = 2;
+constexpr int kFlagOStage = 4;  // producer kernel: O leaves through shared memory and a TMA store
 
 template <int D>
 struct alignas(1024) SmemT {
@@ -87,6 +92,7 @@ struct alignas(1024) SmemT {
   uint64_t meta_full;       // producer warpgroup: the row's metadata is written
   uint64_t meta_empty;      // producer warpgroup: every consumer thread has read it
   int meta[3];              // producer warpgroup: the row's kept count, unmasked prefix, key length
+  uint64_t o_full;          // kFlagOStage: every consumer warp has written its O rows into q
 };
 
 #ifdef XATTN_ATTN_SM90A
@@ -164,7 +170,8 @@ __device__ __forceinline__ void load_tile(unsigned char (*tile)[kHalfBytes], con
 template <typename T, int D, Load kLoad>
 __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     sparse_attention_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
-                                 const __grid_constant__ CUtensorMap tm_v, const AttentionParams p, const int flags) {
+                                 const __grid_constant__ CUtensorMap tm_v, const __grid_constant__ CUtensorMap tm_o,
+                                 const AttentionParams p, const int flags) {
 #ifdef XATTN_ATTN_SM90A
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   SmemT<D>& sm = *reinterpret_cast<SmemT<D>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -251,6 +258,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       tma::mbar_init(smem_u32(&sm.q_empty), kThreads / 32);
       tma::mbar_init(smem_u32(&sm.meta_full), 1);
       tma::mbar_init(smem_u32(&sm.meta_empty), kThreads);
+      tma::mbar_init(smem_u32(&sm.o_full), kThreads / 32);
       asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
@@ -308,6 +316,31 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
             __syncwarp();
           }
         }
+      } else if (warp == 1 && (flags & kFlagOStage)) {
+        // The storer: the O tiles the consumers leave in the Q buffer go out by TMA (whole lines;
+        // same-process A/B, H100, TF/s, staged vs the consumers' stores: causal-8k 25% 498.5 vs
+        // 461.0, 10% 401.2 vs 349.7, dense 559.2 vs 542.4; causal-16k 25% 539.5 vs 512.7), and
+        // once a copy has read the buffer the producer may load the next Q into it (this warp
+        // arrives on q_empty for every consumer warp). The consumers stage a row's O when they took the next row's Q at
+        // its end: it has kept blocks and is not the CTA's last. This warp walks the same rows;
+        // the k-th staged tile is o_full's k-th phase, and the (k+1)-th cannot complete before
+        // this warp's release of the k-th (the consumers first need the Q that release lets in).
+        int k = 0;
+        for (int w = w_first; w + w_step < w_end; w += w_step) {
+          const Row r = row_of(w);
+          if (r.count == 0) continue;
+          tma::mbar_wait(smem_u32(&sm.o_full), k++ & 1);
+          if (lane == 0) {
+#pragma unroll
+            for (int half = 0; half < D / 64; ++half)
+              tma::store_4d(&tm_o, smem_u32(sm.q[half]), half * 64, r.I * kRows, r.h, r.b);
+            tma::bulk_commit();
+            tma::bulk_wait_read<0>();
+            tma::mbar_arrive_count(smem_u32(&sm.q_empty), kThreads / 32);
+          }
+          __syncwarp();
+        }
+        if (lane == 0) tma::bulk_wait_all<0>();
       }
       return;
     }
@@ -341,8 +374,10 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   Row next{};
   int n0 = 0, j = 0;  // K/V stage uses and rows before this one (the producer's counters)
   // Producer kernel: every row, kept blocks or not, takes its Q (the j-th) and metadata, and hands
-  // the buffer back (so every consumer warp arrives once per row).
-  auto take_q = [&](int ordinal, Row& r) {
+  // the buffer back (so every consumer warp arrives once per row), or leaves that to the storer
+  // when this row's end stages the previous row's O in the buffer (release = false).
+  const bool o_stage = kProducerWG && (flags & kFlagOStage) != 0;
+  auto take_q = [&](int ordinal, Row& r, bool release) {
     tma::mbar_wait(smem_u32(&sm.meta_full), ordinal & 1);
     r.count = sm.meta[0];
     r.n_full = sm.meta[1];
@@ -351,14 +386,14 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     tma::mbar_wait(smem_u32(&sm.q_full), ordinal & 1);
     load_q_fragments();
     __syncwarp();
-    if (lane == 0) tma::mbar_arrive(smem_u32(&sm.q_empty));
+    if (release && lane == 0) tma::mbar_arrive(smem_u32(&sm.q_empty));
   };
   for (int w = w_first; w < w_end; w += w_step, ++j) {
     const Row row = [&] {
       if constexpr (kProducerWG) {
         if (q_taken) return next;
         Row r = row_at(w);
-        take_q(j, r);
+        take_q(j, r, true);
         return r;
       } else {
         return row_of(w);
@@ -604,7 +639,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       if (count > 0 && w + w_step < w_end) {
         // This row's last S retired at its last step (or its first block's wait).
         next = row_at(w + w_step);
-        take_q(j + 1, next);
+        take_q(j + 1, next, !o_stage);
         q_taken = true;
         carry = next.count > 0;
       }
@@ -646,14 +681,33 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       el_b += __shfl_xor_sync(0xffffffffu, el_b, x);
     }
     const float ia = el_a > 0.f ? 1.f / el_a : 0.f, ib = el_b > 0.f ? 1.f / el_b : 0.f;
-    T* og = static_cast<T*>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
+    if (o_stage && q_taken) {
+      // O through the Q buffer (free: every consumer has its next Q in registers once all pass the
+      // barrier), in Q's swizzled layout, for the storer's TMA copy; conflict-free: the 8 rows of
+      // a warp's store land in 8 different 16-byte bank groups.
+      asm volatile("bar.sync 4, %0;\n" ::"n"(kThreads) : "memory");
+      // This thread's rows of the tile are wg * 64 + warp * 16 + g and 8 below (both = g mod 8).
+      const uint32_t base = smem_u32(sm.q[0]) + (wg * 64 + warp * 16 + g) * 128 + 4 * c;
 #pragma unroll
-    for (int j = 0; j < kO / 4; ++j) {
-      const int col = j * 8 + 2 * c;
-      if (row_a < p.q_len)
-        *reinterpret_cast<uint32_t*>(og + row_a * p.o_stride_l + col) = pack2<T>(o[4 * j] * ia, o[4 * j + 1] * ia);
-      if (row_b < p.q_len)
-        *reinterpret_cast<uint32_t*>(og + row_b * p.o_stride_l + col) = pack2<T>(o[4 * j + 2] * ib, o[4 * j + 3] * ib);
+      for (int j = 0; j < kO / 4; ++j) {
+        const uint32_t at = base + (j / 8) * kHalfBytes + (((j % 8) ^ g) << 4);
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(at), "r"(pack2<T>(o[4 * j] * ia, o[4 * j + 1] * ia)) : "memory");
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(at + 8 * 128), "r"(pack2<T>(o[4 * j + 2] * ib, o[4 * j + 3] * ib))
+                     : "memory");
+      }
+      wgmma::fence_proxy_async();  // visible to the TMA copy (the async proxy)
+      __syncwarp();
+      if (lane == 0) tma::mbar_arrive(smem_u32(&sm.o_full));
+    } else {
+      T* og = static_cast<T*>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
+#pragma unroll
+      for (int j = 0; j < kO / 4; ++j) {
+        const int col = j * 8 + 2 * c;
+        if (row_a < p.q_len)
+          *reinterpret_cast<uint32_t*>(og + row_a * p.o_stride_l + col) = pack2<T>(o[4 * j] * ia, o[4 * j + 1] * ia);
+        if (row_b < p.q_len)
+          *reinterpret_cast<uint32_t*>(og + row_b * p.o_stride_l + col) = pack2<T>(o[4 * j + 2] * ib, o[4 * j + 3] * ib);
+      }
     }
     if (p.lse && c == 0) {
       float* lse = p.lse + (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len;
@@ -682,7 +736,7 @@ bool make_kv_map(CUtensorMap* map, const void* base, DType dtype, int head_dim, 
 
 template <typename T, int D, Load kLoad>
 cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const CUtensorMap& mv, const AttentionParams& p,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, const CUtensorMap* mo = nullptr) {
   const size_t smem = sizeof(SmemT<D>) + 1024;  // + alignment slack
   auto* kernel = sparse_attention_sm90_kernel<T, D, kLoad>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
@@ -715,9 +769,12 @@ cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const CU
     const char* env = std::getenv(name);
     return env && *env ? std::atoi(env) : fallback;
   };
+  // O leaves through shared memory and a TMA store where the producer kernel has a map for it,
+  // unless XATTN_ATTENTION_O_STAGE=0 (the consumers' own stores; A/B runs and tests).
+  const bool o_stage = kLoad == Load::kTmaProducer && mo && env_int("XATTN_ATTENTION_O_STAGE", 1) != 0;
   const int flags = (env_int("XATTN_ATTENTION_PINGPONG", 1) != 0 ? kFlagPingPong : 0) |
-                    (env_int("XATTN_ATTENTION_MASK_ALL", 0) != 0 ? kFlagMaskAll : 0);
-  kernel<<<grid, cta_threads<kLoad>(), smem, stream>>>(mq, mk, mv, p, flags);
+                    (env_int("XATTN_ATTENTION_MASK_ALL", 0) != 0 ? kFlagMaskAll : 0) | (o_stage ? kFlagOStage : 0);
+  kernel<<<grid, cta_threads<kLoad>(), smem, stream>>>(mq, mk, mv, o_stage ? *mo : mq, p, flags);
   return cudaGetLastError();
 }
 
@@ -734,7 +791,10 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t stream) {
   const bool tma_q = make_kv_map(&mq, p.q, p.dtype, D, p.q_len, p.q_heads, p.batch, p.q_stride_l, p.q_stride_h,
                                  p.q_stride_b);
   if (p.impl == AttentionImpl::kWgmmaInline || !tma_q) return launch_kernel<T, D, Load::kTmaInline>(mq, mk, mv, p, stream);
-  return launch_kernel<T, D, Load::kTmaProducer>(mq, mk, mv, p, stream);
+  CUtensorMap mo{};
+  const bool tma_o = make_kv_map(&mo, p.o, p.dtype, D, p.q_len, p.q_heads, p.batch, p.o_stride_l, p.o_stride_h,
+                                 p.o_stride_b);
+  return launch_kernel<T, D, Load::kTmaProducer>(mq, mk, mv, p, stream, tma_o ? &mo : nullptr);
 }
 
 }  // namespace

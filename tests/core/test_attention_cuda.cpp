@@ -408,7 +408,8 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
     EXPECT_FALSE(at::isnan(out).any().item<bool>()) << "rows left unwritten";
     // The persistent kernel on 3 CTAs: each walks many rows (kept and empty ones) through one
     // stream of K/V stages and Q buffers, scoring each row's first block during the previous
-    // row's last PV; every row must come out as with one row per CTA.
+    // row's last PV, and sending O out by a TMA store from the Q buffer; every row must come out
+    // as with one row per CTA (the consumers' own O stores).
     setenv("XATTN_ATTENTION_PERSISTENT", "0", 1);
     const AttentionOutput one = block_sparse_attention(qc, kc, vc, m, o, true);
     setenv("XATTN_ATTENTION_PERSISTENT", "1", 1);
