@@ -264,7 +264,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     __syncthreads();
   }
   if constexpr (kProducerWG) {
-    if (wg < 0) {  // the producer warpgroup: its warp 0 streams every row's Q and kept K/V blocks
+    if (wg < 0) {  // the producer warpgroup: warp 0 streams every row's Q and kept K/V blocks, warp 1 stores O
       // 24 is the most it can keep: the launch gives every thread 168 registers (64,512 in all),
       // and the consumers' 240 need (240 - 168) x 256 = (168 - 24) x 128 more; with 32 here their
       // setmaxnreg.inc waits forever (H100, 2026-11-27: every GPU test timed out).
@@ -321,10 +321,11 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         // same-process A/B, H100, TF/s, staged vs the consumers' stores: causal-8k 25% 498.5 vs
         // 461.0, 10% 401.2 vs 349.7, dense 559.2 vs 542.4; causal-16k 25% 539.5 vs 512.7), and
         // once a copy has read the buffer the producer may load the next Q into it (this warp
-        // arrives on q_empty for every consumer warp). The consumers stage a row's O when they took the next row's Q at
-        // its end: it has kept blocks and is not the CTA's last. This warp walks the same rows;
-        // the k-th staged tile is o_full's k-th phase, and the (k+1)-th cannot complete before
-        // this warp's release of the k-th (the consumers first need the Q that release lets in).
+        // arrives on q_empty for every consumer warp). The consumers stage a row's O when they
+        // took the next row's Q at its end: it has kept blocks and is not the CTA's last. This
+        // warp walks the same rows; the k-th staged tile is o_full's k-th phase, and the (k+1)-th
+        // cannot complete before this warp's release of the k-th (the consumers first need the Q
+        // that release lets in).
         int k = 0;
         for (int w = w_first; w + w_step < w_end; w += w_step) {
           const Row r = row_of(w);
