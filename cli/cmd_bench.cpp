@@ -142,6 +142,18 @@ std::string cases_help(const std::string& defaults) {
          "(non-causal, 24 heads) (default: " + defaults + ")";
 }
 
+// --ab NAME=VALUE,...: the kernel switches a bench also times each of our calls under.
+std::vector<std::string> ab_settings(const std::string& list) {
+  std::vector<std::string> out = split_list(list);
+  for (const auto& x : out) {
+    const size_t eq = x.find('=');
+    if (eq == 0 || eq == std::string::npos) throw UsageError("--ab: expected NAME=VALUE, got '" + x + "'");
+  }
+  return out;
+}
+constexpr const char* kAbHelp =
+    "also time our calls under these settings (e.g. XATTN_ATTENTION_PINGPONG=0), interleaved with the defaults";
+
 void check_cases(const std::vector<std::string>& cases) {
   const auto names = eval::bench_case_names();
   for (const auto& c : cases)
@@ -150,7 +162,7 @@ void check_cases(const std::vector<std::string>& cases) {
 
 int run_scoring_cmd(const std::vector<std::string>& args) {
   eval::ScoringBenchConfig cfg;
-  std::string cases, strides;
+  std::string cases, strides, ab;
   TableOutput out;
   bool no_check = false;
   ArgParser p("xattn bench scoring [--cases A,B] [--strides 8,16] [-o md|csv|json]",
@@ -163,6 +175,7 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
               "warpgroups (192 query groups per CTA); XATTN_SCORING_WARPGROUPS=2 selects the 128-group one.");
   p.flag("--cases", "LIST", cases_help("causal-8k..causal-128k, video-720p"), &cases);
   p.flag("--strides", "LIST", "comma-separated strides (default: 8,16)", &strides);
+  p.flag("--ab", "NAME=VALUE,...", kAbHelp, &ab);
   p.flag("--threshold", "TAU", "selection threshold", &cfg.threshold);
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
@@ -180,6 +193,7 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
       }
     }
   }
+  cfg.ab = ab_settings(ab);
   check_cases(cfg.cases);
   cfg.check = !no_check;
   ProgressBar& bar = interruptible_bar();
@@ -202,20 +216,13 @@ int run_attention_cmd(const std::vector<std::string>& args) {
   p.flag("--densities", "LIST", "comma-separated top-ratio densities in (0, 1] (default: 0.1,0.25,0.35,0.5)",
          &densities);
   p.flag("--stride", "N", "stride of the estimate in the full call", &cfg.stride);
-  p.flag("--ab", "NAME=VALUE,...",
-         "also time our block-sparse modes under these settings (e.g. XATTN_ATTENTION_PINGPONG=0), "
-         "interleaved with the defaults",
-         &ab);
+  p.flag("--ab", "NAME=VALUE,...", kAbHelp, &ab);
   p.flag("--reps", "N", "timed repetitions (median reported)", &cfg.reps);
   p.flag("--warmup", "N", "untimed warm-up runs", &cfg.warmup);
   out.add_flags(p);
   if (out.parse(p, args)) return 0;
   if (!cases.empty()) cfg.cases = split_list(cases);
-  for (const auto& x : split_list(ab)) {
-    const size_t eq = x.find('=');
-    if (eq == 0 || eq == std::string::npos) throw UsageError("--ab: expected NAME=VALUE, got '" + x + "'");
-    cfg.ab.push_back(x);
-  }
+  cfg.ab = ab_settings(ab);
   if (!densities.empty()) {
     cfg.densities.clear();
     for (const auto& x : split_list(densities)) {

@@ -3,7 +3,6 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <string>
@@ -38,28 +37,6 @@ struct Mode {
   bool speedup = true;                         // false: a part of a call (the estimate alone)
 };
 
-// Sets an environment variable while alive (our launchers read their XATTN_* switches at every
-// launch) and restores the previous value.
-class EnvSetting {
- public:
-  EnvSetting(const std::string& name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name.c_str())) had_ = true, old_ = old;
-    setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~EnvSetting() {
-    if (had_)
-      setenv(name_.c_str(), old_.c_str(), 1);
-    else
-      unsetenv(name_.c_str());
-  }
-  EnvSetting(const EnvSetting&) = delete;
-  EnvSetting& operator=(const EnvSetting&) = delete;
-
- private:
-  std::string name_, old_;
-  bool had_ = false;
-};
-
 // Each block-sparse mode followed by its twins under the --ab settings.
 std::vector<Mode> with_ab_twins(const std::vector<Mode>& modes, const std::vector<std::string>& ab) {
   std::vector<Mode> out;
@@ -67,13 +44,9 @@ std::vector<Mode> with_ab_twins(const std::vector<Mode>& modes, const std::vecto
     out.push_back(m);
     if (!m.mask) continue;
     for (const std::string& setting : ab) {
-      const size_t eq = setting.find('=');
       Mode twin = m;
       twin.name = m.name + " [" + setting + "]";
-      twin.call = [call = m.call, name = setting.substr(0, eq), value = setting.substr(eq + 1)] {
-        const EnvSetting env(name, value);
-        call();
-      };
+      twin.call = with_setting(m.call, setting);
       out.push_back(twin);
     }
   }

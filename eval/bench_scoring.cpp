@@ -4,6 +4,7 @@
 #include <ATen/cuda/CUDAEvent.h>
 
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <vector>
 
@@ -20,9 +21,11 @@ namespace att = xattn::attention;
 Table run_scoring_bench(const ScoringBenchConfig& cfg, const ProgressCallback& progress) {
   XATTN_CHECK_IN("bench", at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0, "scoring needs a CUDA GPU");
   Table t;
-  for (const char* c : {"case", "tokens", "heads q/kv", "stride", "scoring ms", "selection ms", "sum ms",
+  const bool ab = !cfg.ab.empty();  // a "setting" column for the --ab runs
+  for (const char* c : {"case", "tokens", "heads q/kv", "stride", "setting", "scoring ms", "selection ms", "sum ms",
                         "cuDNN dense ms", "sum / cuDNN %", "density", "match vs reference %"})
-    t.add_column(c, std::string(c) != "case" && std::string(c) != "heads q/kv");
+    if (ab || std::string(c) != "setting")
+      t.add_column(c, std::string(c) != "case" && std::string(c) != "heads q/kv" && std::string(c) != "setting");
   std::vector<BenchCase> todo;
   for (const std::string& name : cfg.cases) todo.push_back(bench_case(name));
   Progress prog(progress, "scoring", static_cast<int64_t>(todo.size() * (1 + cfg.strides.size())), "run");
@@ -40,35 +43,57 @@ Table run_scoring_bench(const ScoringBenchConfig& cfg, const ProgressCallback& p
     // interleaved rounds, so a slower drift during the case reaches them alike.
     att::AttentionOptions o;
     o.causal = s.causal;
-    const size_t ns = cfg.strides.size();
-    std::vector<at::Tensor> scores(ns);
-    std::vector<att::BlockMask> masks(ns);
-    std::vector<att::XAttentionConfig> xcs(ns);
+    // Runs: each stride, under the defaults and then under each --ab setting.
+    struct Run {
+      int stride;
+      std::string setting;  // "" = defaults
+      att::XAttentionConfig xc;
+      at::Tensor scores;
+      att::BlockMask mask;
+    };
+    std::deque<Run> runs;  // the calls keep pointers to their run
+    for (int stride : cfg.strides) {
+      std::vector<std::string> settings = {""};
+      settings.insert(settings.end(), cfg.ab.begin(), cfg.ab.end());
+      for (const std::string& setting : settings) {
+        Run& r = runs.emplace_back();
+        r.stride = stride, r.setting = setting;
+        r.xc.stride = stride;
+        r.xc.threshold = cfg.threshold;
+      }
+    }
     std::vector<std::function<void()>> calls = {sdpa_dense_call(q, k, v, s.causal, "cudnn")};
-    for (size_t i = 0; i < ns; ++i) {
-      xcs[i].stride = cfg.strides[i];
-      xcs[i].threshold = cfg.threshold;
-      calls.push_back([&, i] { scores[i] = att::cuda::antidiagonal_scores(q, k, cfg.strides[i], 128, o); });
-      calls.push_back([&, i] { masks[i] = att::cuda::select(scores[i], xcs[i], s.len, s.len, o); });
+    for (Run& run : runs) {
+      Run* r = &run;
+      std::function<void()> score = [&q, &k, &o, r] {
+        r->scores = att::cuda::antidiagonal_scores(q, k, r->stride, 128, o);
+      };
+      std::function<void()> select = [&o, len = s.len, r] { r->mask = att::cuda::select(r->scores, r->xc, len, len, o); };
+      calls.push_back(r->setting.empty() ? score : with_setting(score, r->setting));
+      calls.push_back(r->setting.empty() ? select : with_setting(select, r->setting));
     }
     const std::vector<double> ms = median_ms_interleaved(calls, cfg.warmup, cfg.reps, kSteadyRegionMs);
     const double dense_ms = ms[0];
     prog.update(++done, s.name + " cuDNN " + fmt(dense_ms, 2) + " ms");
-    for (size_t i = 0; i < ns; ++i) {
-      const int stride = cfg.strides[i];
-      const att::BlockMask& m = masks[i];
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const Run& r = runs[i];
       std::string match = "";
-      if (cfg.check) {
-        att::AttentionOptions r = o;
-        r.backend = att::Backend::kReference;
-        const att::BlockMask ref = att::estimate(q, k, xcs[i], r);
-        match = fmt(100.0 * m.mask.eq(ref.mask).to(at::kDouble).mean().item<double>(), 3);
+      if (cfg.check && r.setting.empty()) {
+        att::AttentionOptions ref_opts = o;
+        ref_opts.backend = att::Backend::kReference;
+        const att::BlockMask ref = att::estimate(q, k, r.xc, ref_opts);
+        match = fmt(100.0 * r.mask.mask.eq(ref.mask).to(at::kDouble).mean().item<double>(), 3);
       }
       const double score_ms = ms[1 + 2 * i], select_ms = ms[2 + 2 * i], sum = score_ms + select_ms;
-      t.rows.push_back({s.name, std::to_string(s.len), std::to_string(s.q_heads) + "/" + std::to_string(s.kv_heads),
-                        std::to_string(stride), fmt(score_ms, 3), fmt(select_ms, 3), fmt(sum, 3), fmt(dense_ms, 3),
-                        fmt(100.0 * sum / dense_ms, 2), fmt(m.density(), 4), match});
-      prog.update(++done, s.name + " S=" + std::to_string(stride));
+      std::vector<std::string> row = {s.name, std::to_string(s.len),
+                                      std::to_string(s.q_heads) + "/" + std::to_string(s.kv_heads),
+                                      std::to_string(r.stride)};
+      if (ab) row.push_back(r.setting.empty() ? "defaults" : r.setting);
+      for (const std::string& x : {fmt(score_ms, 3), fmt(select_ms, 3), fmt(sum, 3), fmt(dense_ms, 3),
+                                   fmt(100.0 * sum / dense_ms, 2), fmt(r.mask.density(), 4), match})
+        row.push_back(x);
+      t.rows.push_back(row);
+      if (r.setting.empty()) prog.update(++done, s.name + " S=" + std::to_string(r.stride));
     }
   }
   prog.finish();

@@ -18,6 +18,9 @@ struct ScoringBenchConfig {
   int warmup = 2;
   int reps = 5;
   bool check = true;  // match rate against the ATen reference (slow at 128K)
+  // NAME=VALUE settings (e.g. XATTN_SCORING_SPLIT=4): each stride's scoring and selection also run
+  // with that environment variable set around their calls, in the same interleaved rounds.
+  std::vector<std::string> ab;
 };
 
 // Case names: eval/bench_cases.h.

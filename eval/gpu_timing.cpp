@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <deque>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -68,6 +71,36 @@ std::vector<double> median_ms_interleaved(const std::vector<std::function<void()
 
 double median_ms(const std::function<void()>& f, int warmup, int reps, double min_region_ms) {
   return median_ms_interleaved({f}, warmup, reps, min_region_ms)[0];
+}
+
+namespace {
+class EnvSetting {
+ public:
+  EnvSetting(const std::string& name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name.c_str())) had_ = true, old_ = old;
+    setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~EnvSetting() {
+    if (had_)
+      setenv(name_.c_str(), old_.c_str(), 1);
+    else
+      unsetenv(name_.c_str());
+  }
+  EnvSetting(const EnvSetting&) = delete;
+  EnvSetting& operator=(const EnvSetting&) = delete;
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+}  // namespace
+
+std::function<void()> with_setting(std::function<void()> call, const std::string& setting) {
+  const size_t eq = setting.find('=');
+  return [call = std::move(call), name = setting.substr(0, eq), value = setting.substr(eq + 1)] {
+    const EnvSetting env(name, value);
+    call();
+  };
 }
 
 SdpaBackendOnly::SdpaBackendOnly(const std::string& backend) {

@@ -26,6 +26,11 @@ constexpr double kSteadyRegionMs = 200.0;
 std::vector<double> median_ms_interleaved(const std::vector<std::function<void()>>& fs, int warmup, int reps,
                                           double min_region_ms = 0);
 
+// `call` with the environment variable of `setting` ("NAME=VALUE") set around it, and the
+// previous value back after (our launchers read their XATTN_* switches at every launch): a kernel
+// switch's twin of a timed call, for --ab runs.
+std::function<void()> with_setting(std::function<void()> call, const std::string& setting);
+
 // While alive, at::scaled_dot_product_attention may use only `backend` ("cudnn" or "flash");
 // the previous backend switches come back on destruction (also when an exception unwinds).
 class SdpaBackendOnly {
