@@ -15,16 +15,16 @@ namespace xattn::eval {
 // timed region issues enough back-to-back calls (from the warm-up's pace) to last that long, and
 // the result is per call, so the host's launch latency stays out of short calls' times.
 double median_ms(const std::function<void()>& f, int warmup, int reps, double min_region_ms = 0);
-// Timed region for comparing kernels on a power-capped GPU (benches of kernels against cuDNN).
-// Under load an H100 sits at its 700 W cap and the power controller moves the SM clock between
-// ~1350 and 1980 MHz within a quarter second (nvidia-smi at 250 ms, 2026-11-27); a region of a
-// few calls catches one phase of that swing, a 200 ms region averages over it.
-constexpr double kSteadyRegionMs = 200.0;
 // The same for several callables whose times are compared (a baseline and the modes measured
 // against it): warm-up and timed repetitions run in rounds, each callable once per round in
 // order, so the clocks' drift over the run reaches them alike. One median per callable.
 std::vector<double> median_ms_interleaved(const std::vector<std::function<void()>>& fs, int warmup, int reps,
                                           double min_region_ms = 0);
+// Timed region for comparing kernels on a power-capped GPU (benches of kernels against cuDNN).
+// Under load an H100 sits at its 700 W cap and the power controller moves the SM clock between
+// ~1350 and 1980 MHz within a quarter second (nvidia-smi at 250 ms, 2026-11-27); a region of a
+// few calls catches one phase of that swing, a 200 ms region averages over it.
+constexpr double kSteadyRegionMs = 200.0;
 
 // `call` with the environment variable of `setting` ("NAME=VALUE") set around it, and the
 // previous value back after (our launchers read their XATTN_* switches at every launch): a kernel
