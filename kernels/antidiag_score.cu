@@ -245,9 +245,14 @@ size_t antidiagonal_workspace_bytes(int batch, int q_heads, int q_len, int k_len
          static_cast<size_t>(score_ws_row_floats(k_len, stride, block_size)) * sizeof(float);
 }
 
-cudaError_t antidiagonal_scores_sm90(const ScoreParams& p, cudaStream_t stream);
+cudaError_t antidiagonal_scores_sm90(const ScoreParams& p, const SelectParams* sel, bool* selected,
+                                     cudaStream_t stream);
 
-cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream) {
+namespace {
+// The scores, through the wgmma kernel on Hopper (which may also run the selection `sel`, then
+// *selected = true), else the mma.sync kernel.
+cudaError_t scores_impl(const ScoreParams& p, const SelectParams* sel, bool* selected, cudaStream_t stream) {
+  *selected = false;
   if (!p.q || !p.k || !p.scores || !p.workspace) return cudaErrorInvalidValue;
   if (p.stride < 2 || p.block_size % p.stride != 0 || p.block_size / p.stride < 2) return cudaErrorInvalidValue;
   if (kBM % (p.block_size / p.stride) != 0 || kBN % (p.block_size / p.stride) != 0) return cudaErrorInvalidValue;
@@ -260,9 +265,25 @@ cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream) {
   if (p.impl != ScoreImpl::kMmaSync && antidiagonal_sm90_groups_ok(p.block_size, p.stride) && p.scale > 0.f &&
       cudaGetDevice(&dev) == cudaSuccess &&
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9)
-    return antidiagonal_scores_sm90(p, stream);
+    return antidiagonal_scores_sm90(p, sel, selected, stream);
   if (p.impl == ScoreImpl::kWgmma) return cudaErrorInvalidDeviceFunction;
   return p.dtype == DType::kBF16 ? launch<__nv_bfloat16>(p, stream) : launch<__half>(p, stream);
+}
+}  // namespace
+
+cudaError_t antidiagonal_scores(const ScoreParams& p, cudaStream_t stream) {
+  bool selected = false;
+  return scores_impl(p, nullptr, &selected, stream);
+}
+
+cudaError_t estimate_blocks(const ScoreParams& sp, const SelectParams& sel, cudaStream_t stream, bool* fused) {
+  bool selected = false;
+  if (fused) *fused = false;
+  if (sel.scores != sp.scores) return cudaErrorInvalidValue;
+  const cudaError_t e = scores_impl(sp, &sel, &selected, stream);
+  if (fused) *fused = selected;
+  if (e != cudaSuccess || selected) return e;
+  return select_blocks(sel, stream);
 }
 
 }  // namespace xattn::kernels

@@ -30,6 +30,7 @@
 #include "kernels/tma.cuh"
 #include "kernels/wgmma_attention.cuh"
 #include "kernels/score_common.cuh"
+#include "kernels/select_common.cuh"
 #include "kernels/xattn_kernels.h"
 
 namespace xattn::kernels {
@@ -562,6 +563,118 @@ __global__ void __launch_bounds__(256) score_combine_sm90(const ScoreParams p, c
   score_finalize<kBM, kBN>(p, t, n_tiles, row_max, row_sum, threadIdx.x, blockDim.x, part, kCombineParts);
 }
 
+// The combine and the selection in one kernel (estimate_blocks): warp w of CTA x finishes query
+// block I = x * 4 + w (causal: the longest rows first) and selects it at once. Why: at causal 32K
+// S 8 the combine (memory-bound: it reads the per-group block sums, 16 floats per score) took
+// 86 us and the warp-per-row selection (latency-bound sorts: DRAM 2% busy) 59 us, one after the
+// other (ncu, H100, 2026-11-27); here one warp's loads overlap other warps' sorts, the scores are
+// read back from L1/L2 right after they are written, and one launch goes. Per warp: its gpb
+// rows' maxima and sums from the parts (lane r, all parts' loads in one round per 8), the factor
+// exp2(tile max - row max) / row sum per (row, key tile) in shared memory, then each lane sums
+// its E outputs (blocks lane + 32 i) over the rows, loading two rows' values per round; the row
+// is then sorted and selected by select_row_warp exactly as select_warp_kernel does. Rows of up
+// to 32 * EMax blocks and gpb <= 16 (strides >= 8 at block 128, >= 4 at block 64).
+constexpr int kFusedMaxGpb = 16;
+template <int kBM, int EMax>
+__global__ void __launch_bounds__(32 * select_detail::kWarpRows, EMax <= 8 ? 5 : 3)
+    score_select_sm90(const ScoreParams p, const SplitArgs sp, const SelectParams sel) {
+  using namespace select_detail;
+  constexpr int kMaxTiles = 32 * EMax * kFusedMaxGpb / kBN;  // key tiles a row of 32 EMax blocks spans
+  __shared__ float factor[kWarpRows][kFusedMaxGpb][kMaxTiles];
+  __shared__ float row_max[kWarpRows][kFusedMaxGpb], row_sum[kWarpRows][kFusedMaxGpb];
+  __shared__ uint8_t flag[kWarpRows][32 * EMax];
+  const int w = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  const int qb = (p.q_len + p.block_size - 1) / p.block_size;
+  const int x = static_cast<int>(blockIdx.x) * kWarpRows + w;
+  if (x >= qb) return;
+  const int I = p.causal ? qb - 1 - x : x;
+  const int gpb = p.block_size / p.stride;
+  const int row0 = I * gpb;  // first query group of the block (every block starts inside a row tile)
+  ScoreTile t;
+  {
+    const int rt = row0 / kBM;
+    score_tile_setup<kBM>(p, t, p.causal ? sp.row_tiles - 1 - rt : rt, sp.row_tiles);
+  }
+  const int n_tiles = (t.j_end + kBN - 1) / kBN;
+  const int parts = (n_tiles + sp.tiles - 1) / sp.tiles;
+  const int kb_done = min(t.kb_count, n_tiles * (kBN / gpb));
+  const int rows = min(gpb, t.nq - row0);  // the block's query groups inside the input
+
+  // Each row's max and sum over the parts (as score_combine_sm90, but every part's pair loaded
+  // in one round of eight).
+  if (lane < rows) {
+    const float* wr = t.ws + static_cast<int64_t>(row0 + lane) * t.ws_row + t.kb_count;
+    float m = -INFINITY, l = 0.f;
+    for (int s0 = 0; s0 < parts; s0 += 8) {
+      float ms[8], ls[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const bool ok = s0 + u < parts;
+        ms[u] = ok ? wr[(kBN / 64) * (s0 + u) * sp.tiles + 1] : -INFINITY;
+        ls[u] = ok ? wr[(kBN / 64) * (s0 + u) * sp.tiles + 2] : 0.f;
+      }
+      float mb = m;
+#pragma unroll
+      for (int u = 0; u < 8; ++u) mb = fmaxf(mb, ms[u]);
+      if (mb != -INFINITY) {
+        l = m == -INFINITY ? 0.f : l * exp2f(m - mb);
+#pragma unroll
+        for (int u = 0; u < 8; ++u)
+          if (ls[u] > 0.f) l += ls[u] * exp2f(ms[u] - mb);
+        m = mb;
+      }
+    }
+    row_max[w][lane] = m;
+    row_sum[w][lane] = l;
+  }
+  __syncwarp();
+  for (int e = lane; e < rows * n_tiles; e += 32) {
+    const int r = e / n_tiles, tile = e % n_tiles;
+    const float l = row_sum[w][r];
+    const float mt = t.ws[static_cast<int64_t>(row0 + r) * t.ws_row + t.kb_count + (kBN / 64) * tile];
+    factor[w][r][tile] = l > 0.f ? __fdividef(ptx::fast_exp2(mt - row_max[w][r]), l) : 0.f;
+  }
+  __syncwarp();
+
+  // The row's scores: lane's blocks J = lane + 32 i, summed over the rows, two rows per round.
+  float a[EMax];
+#pragma unroll
+  for (int i = 0; i < EMax; ++i) a[i] = 0.f;
+  const float* w0 = t.ws + static_cast<int64_t>(row0) * t.ws_row;
+  for (int r = 0; r < rows; r += 2) {
+    const bool two = r + 1 < rows;
+    float v0[EMax], v1[EMax];
+#pragma unroll
+    for (int i = 0; i < EMax; ++i) {
+      const int J = lane + 32 * i;
+      v0[i] = J < kb_done ? w0[static_cast<int64_t>(r) * t.ws_row + J] : 0.f;
+      v1[i] = J < kb_done && two ? w0[static_cast<int64_t>(r + 1) * t.ws_row + J] : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < EMax; ++i) {
+      const int tile = min((lane + 32 * i) * gpb / kBN, kMaxTiles - 1);
+      a[i] += v0[i] * factor[w][r][tile];
+      if (two) a[i] += v1[i] * factor[w][r + 1][tile];
+    }
+  }
+  float* out = p.scores + ((static_cast<int64_t>(t.b) * p.q_heads + t.h) * t.qb_count + I) * t.kb_count;
+#pragma unroll
+  for (int i = 0; i < EMax; ++i) {
+    const int J = lane + 32 * i;
+    if (J < t.kb_count) out[J] = J < kb_done ? a[i] : 0.f;
+  }
+  __syncwarp();  // the row's scores, written by every lane, are read by select_row_warp
+
+  const RowGeometry g(sel, t.b, t.h, I);
+  const float tau = sel.head_threshold ? sel.head_threshold[t.h] : sel.threshold;
+  const int reach = g.reach();
+  if (reach <= 32) select_row_warp<1>(sel, g, tau, flag[w]);
+  else if (reach <= 64) select_row_warp<2>(sel, g, tau, flag[w]);
+  else if (reach <= 128) select_row_warp<4>(sel, g, tau, flag[w]);
+  else if (EMax == 8 || reach <= 256) select_row_warp<8>(sel, g, tau, flag[w]);
+  else select_row_warp<EMax>(sel, g, tau, flag[w]);
+}
+
 // How many CTAs share a row tile: ceil(SMs x Q-tile bytes / 4 MB), at most one per key tile. The
 // rule dates from the side-by-side order, where it kept one wave's distinct Q tiles within 8 MB of
 // L2; in the grouped order the group fixes the Q tiles alive and the rule only sets the parts'
@@ -592,8 +705,24 @@ SplitArgs choose_split(const ScoreParams& p, int row_tiles, int bm) {
   return sp;
 }
 
+// Whether score_select_sm90 can finish this split launch and select (the caller asked for a
+// selection, its rows fit a warp sort of <= 512 blocks, gpb <= 16, XATTN_SCORING_FUSED not 0).
+bool fused_select_ok(const ScoreParams& p, const SelectParams* sel) {
+  if (!sel || !select_detail::select_params_ok(*sel) || sel->scores != p.scores) return false;
+  if (sel->batch != p.batch || sel->heads != p.q_heads || sel->q_len != p.q_len || sel->k_len != p.k_len ||
+      sel->block_size != p.block_size || sel->causal != p.causal || sel->key_lengths != p.key_lengths)
+    return false;
+  if (p.block_size / p.stride > kFusedMaxGpb) return false;
+  if ((p.k_len + p.block_size - 1) / p.block_size > select_detail::kWarpMaxBlocks) return false;
+  const char* env = std::getenv("XATTN_SCORING_FUSED");
+  return !(env && *env && std::atoi(env) == 0);
+}
+
+// The score kernel, then the combine (split launches) or, when `sel` allows, the combine and
+// the selection in one kernel plus the per-head statistics (*selected = true).
 template <typename T, bool kTma, int kWG>
-cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const ScoreParams& p, cudaStream_t stream) {
+cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const ScoreParams& p, const SelectParams* sel,
+                          bool* selected, cudaStream_t stream) {
   constexpr int kBM = 64 * kWG;
   const int nq = (p.q_len + p.stride - 1) / p.stride;
   const int tiles = (nq + kBM - 1) / kBM;
@@ -606,6 +735,17 @@ cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const Sc
   kernel<<<grid, cta_threads<kWG, kTma>(), smem, stream>>>(mq, mk, p, sp);
   if (sp.nsplit > 1) {
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    if (fused_select_ok(p, sel)) {
+      const int qb = (p.q_len + p.block_size - 1) / p.block_size, kb = (p.k_len + p.block_size - 1) / p.block_size;
+      const dim3 rows_grid((qb + select_detail::kWarpRows - 1) / select_detail::kWarpRows, p.q_heads, p.batch);
+      if (kb <= select_detail::kWarpMaxBlocks / 2)
+        score_select_sm90<kBM, 8><<<rows_grid, 32 * select_detail::kWarpRows, 0, stream>>>(p, sp, *sel);
+      else
+        score_select_sm90<kBM, 16><<<rows_grid, 32 * select_detail::kWarpRows, 0, stream>>>(p, sp, *sel);
+      if ((e = cudaGetLastError()) != cudaSuccess) return e;
+      *selected = true;
+      return select_detail::launch_head_stats(*sel, stream);
+    }
     score_combine_sm90<kBM><<<dim3(tiles * kCombineParts, p.q_heads, p.batch), 256, 0, stream>>>(p, sp);
   }
   return cudaGetLastError();
@@ -626,7 +766,7 @@ bool make_group_map(CUtensorMap* map, const void* base, DType dtype, int head_di
 // TMA-describable inputs take the three-warpgroup kernel (XATTN_SCORING_WARPGROUPS=2 forces the
 // two-warpgroup one, for comparison); the rest gather with cp.async in the two-warpgroup kernel.
 template <typename T>
-cudaError_t launch_sm90(const ScoreParams& p, cudaStream_t stream) {
+cudaError_t launch_sm90(const ScoreParams& p, const SelectParams* sel, bool* selected, cudaStream_t stream) {
   const char* env = std::getenv("XATTN_SCORING_WARPGROUPS");
   const int wgs = env && std::atoi(env) == 2 ? 2 : 3;
   CUtensorMap mq{}, mk{};
@@ -634,17 +774,25 @@ cudaError_t launch_sm90(const ScoreParams& p, cudaStream_t stream) {
                                   p.q_stride_h, p.q_stride_b, 64 * wgs) &&
                    make_group_map(&mk, p.k, p.dtype, p.head_dim, p.k_len, p.stride, p.kv_heads, p.batch, p.k_stride_l,
                                   p.k_stride_h, p.k_stride_b, kBN);
-  if (!tma) return launch_kernel<T, false, 2>(mq, mk, p, stream);
-  return wgs == 3 ? launch_kernel<T, true, 3>(mq, mk, p, stream) : launch_kernel<T, true, 2>(mq, mk, p, stream);
+  if (!tma) return launch_kernel<T, false, 2>(mq, mk, p, sel, selected, stream);
+  return wgs == 3 ? launch_kernel<T, true, 3>(mq, mk, p, sel, selected, stream)
+                  : launch_kernel<T, true, 2>(mq, mk, p, sel, selected, stream);
 }
 
 }  // namespace
 
 // Needs 4, 8, 16, 32 or 64 groups per block (the epilogue has code for each) and a positive scale
 // (it takes each row's maximum before scaling); the caller sends other calls to the mma.sync kernel.
-cudaError_t antidiagonal_scores_sm90(const ScoreParams& p, cudaStream_t stream) {
+// With `sel` (its scores = p.scores), the selection may run inside the launch: *selected says
+// whether it did (else the caller runs select_blocks).
+cudaError_t antidiagonal_scores_sm90(const ScoreParams& p, const SelectParams* sel, bool* selected,
+                                     cudaStream_t stream) {
+  bool dummy = false;
+  if (!selected) selected = &dummy;
+  *selected = false;
   if (!antidiagonal_sm90_groups_ok(p.block_size, p.stride) || !(p.scale > 0.f)) return cudaErrorInvalidValue;
-  return p.dtype == DType::kBF16 ? launch_sm90<__nv_bfloat16>(p, stream) : launch_sm90<__half>(p, stream);
+  return p.dtype == DType::kBF16 ? launch_sm90<__nv_bfloat16>(p, sel, selected, stream)
+                                 : launch_sm90<__half>(p, sel, selected, stream);
 }
 
 }  // namespace xattn::kernels

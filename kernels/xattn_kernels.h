@@ -60,9 +60,15 @@ struct SelectParams {
   bool causal = false, force_sink = true, force_diagonal = true;
   Selection selection = Selection::kThreshold;
   int top_k = 16;
-  float top_ratio = 0.25f;
+  double top_ratio = 0.25;  // double, as the reference: ceil(0.3f * 390) is 118, ceil(0.3 * 390) 117
 };
 cudaError_t select_blocks(const SelectParams& p, cudaStream_t stream);
+// antidiagonal_scores then select_blocks (sel.scores must be sp.scores; the other shared fields
+// must agree): the same outputs, but on Hopper a split scoring launch finishes the scores and
+// selects each row in one kernel (XATTN_SCORING_FUSED=0 keeps them apart, for comparison);
+// *fused (optional) says whether it did.
+cudaError_t estimate_blocks(const ScoreParams& sp, const SelectParams& sel, cudaStream_t stream,
+                            bool* fused = nullptr);
 // Largest Kb the selection kernel handles.
 constexpr int kMaxSelectBlocks = 4096;
 

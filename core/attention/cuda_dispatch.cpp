@@ -2,7 +2,9 @@
 // synchronisation (key lengths and per-head thresholds are read by the kernels).
 #include "core/attention/cuda_dispatch.h"
 
+#include <cmath>
 #include <cstdlib>
+#include <vector>
 
 #include <ATen/cuda/CUDAContext.h>
 
@@ -57,9 +59,11 @@ at::Tensor key_lengths_int(const AttentionOptions& opts, const at::Device& devic
 }
 }  // namespace
 
-at::Tensor antidiagonal_scores(const at::Tensor& q_in, const at::Tensor& k_in, int64_t stride, int64_t block_size,
-                               const AttentionOptions& opts) {
-  const at::Tensor q = vector_friendly(q_in), k = vector_friendly(k_in);
+namespace {
+// The scoring call's parameters and buffers (scores, scratch, key lengths); `keep` holds the
+// tensors the pointers refer to.
+kernels::ScoreParams score_params(const at::Tensor& q, const at::Tensor& k, int64_t stride, int64_t block_size,
+                                  const AttentionOptions& opts, std::vector<at::Tensor>* keep) {
   const int64_t B = q.size(0), Lq = q.size(1), H = q.size(2), D = q.size(3), Lk = k.size(1);
   const int64_t qb = (Lq + block_size - 1) / block_size, kb = (Lk + block_size - 1) / block_size;
   at::Tensor scores = buffer(opts, "scores", {B, H, qb, kb}, at::kFloat, q.device());  // every block written
@@ -83,25 +87,27 @@ at::Tensor antidiagonal_scores(const at::Tensor& q_in, const at::Tensor& k_in, i
   p.causal = opts.causal;
   p.scale = static_cast<float>(opts.scale.value_or(1.0 / std::sqrt(static_cast<double>(D))));
   p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBF16 : kernels::DType::kFP16;
-  check(kernels::antidiagonal_scores(p, at::cuda::getCurrentCUDAStream(q.device().index())), "antidiagonal_scores");
-  return scores;
+  *keep = {scores, ws, lens};
+  return p;
 }
 
-BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len, int64_t k_len,
-                 const AttentionOptions& opts) {
+// The selection's parameters and output buffers for `scores` ([B, H, Qb, Kb]); the mask's
+// tensors go to *m, the others to `keep`.
+kernels::SelectParams select_params(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len,
+                                    int64_t k_len, const AttentionOptions& opts, BlockMask* m,
+                                    std::vector<at::Tensor>* keep) {
   const int64_t B = scores.size(0), H = scores.size(1), qb = scores.size(2), kb = scores.size(3);
   const auto dev = scores.device();
-  BlockMask m;
-  m.block_size = cfg.block_size;
-  m.q_len = q_len;
-  m.k_len = k_len;
-  m.causal = opts.causal;
-  m.mask = buffer(opts, "mask", {B, H, qb, kb}, at::kBool, dev);
-  m.indices = buffer(opts, "indices", {B, H, qb, kb}, at::kInt, dev);
-  m.counts = buffer(opts, "counts", {B, H, qb}, at::kInt, dev);
-  m.kept = buffer(opts, "kept", {B, H}, at::kLong, dev);
-  m.computable = buffer(opts, "computable", {B, H}, at::kLong, dev);
-  m.kept_mass = buffer(opts, "kept_mass", {B, H}, at::kDouble, dev);
+  m->block_size = cfg.block_size;
+  m->q_len = q_len;
+  m->k_len = k_len;
+  m->causal = opts.causal;
+  m->mask = buffer(opts, "mask", {B, H, qb, kb}, at::kBool, dev);
+  m->indices = buffer(opts, "indices", {B, H, qb, kb}, at::kInt, dev);
+  m->counts = buffer(opts, "counts", {B, H, qb}, at::kInt, dev);
+  m->kept = buffer(opts, "kept", {B, H}, at::kLong, dev);
+  m->computable = buffer(opts, "computable", {B, H}, at::kLong, dev);
+  m->kept_mass = buffer(opts, "kept_mass", {B, H}, at::kDouble, dev);
   const at::Tensor row_mass = buffer(opts, "row_mass", {B, H, qb, 2}, at::kFloat, dev);
   const at::Tensor lens = key_lengths_int(opts, dev);
   at::Tensor taus;
@@ -118,12 +124,12 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
     p.head_threshold = taus.data_ptr<float>();
   }
   p.key_lengths = lens.defined() ? lens.data_ptr<int32_t>() : nullptr;
-  p.mask = m.mask.data_ptr<bool>();
-  p.indices = m.indices.data_ptr<int32_t>();
-  p.counts = m.counts.data_ptr<int32_t>();
-  p.kept = m.kept.data_ptr<int64_t>();
-  p.computable = m.computable.data_ptr<int64_t>();
-  p.kept_mass = m.kept_mass.data_ptr<double>();
+  p.mask = m->mask.data_ptr<bool>();
+  p.indices = m->indices.data_ptr<int32_t>();
+  p.counts = m->counts.data_ptr<int32_t>();
+  p.kept = m->kept.data_ptr<int64_t>();
+  p.computable = m->computable.data_ptr<int64_t>();
+  p.kept_mass = m->kept_mass.data_ptr<double>();
   p.row_mass = row_mass.data_ptr<float>();
   p.batch = static_cast<int>(B), p.heads = static_cast<int>(H);
   p.q_len = static_cast<int>(q_len), p.k_len = static_cast<int>(k_len), p.block_size = cfg.block_size;
@@ -132,8 +138,42 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
                 : cfg.selection == "top_k"   ? kernels::Selection::kTopK
                                              : kernels::Selection::kTopRatio;
   p.top_k = cfg.top_k;
-  p.top_ratio = static_cast<float>(cfg.top_ratio);
-  check(kernels::select_blocks(p, at::cuda::getCurrentCUDAStream(dev.index())), "select_blocks");
+  p.top_ratio = cfg.top_ratio;
+  keep->insert(keep->end(), {row_mass, lens, taus});
+  return p;
+}
+}  // namespace
+
+at::Tensor antidiagonal_scores(const at::Tensor& q_in, const at::Tensor& k_in, int64_t stride, int64_t block_size,
+                               const AttentionOptions& opts) {
+  const at::Tensor q = vector_friendly(q_in), k = vector_friendly(k_in);
+  std::vector<at::Tensor> keep;
+  const kernels::ScoreParams p = score_params(q, k, stride, block_size, opts, &keep);
+  check(kernels::antidiagonal_scores(p, at::cuda::getCurrentCUDAStream(q.device().index())), "antidiagonal_scores");
+  return keep[0];
+}
+
+BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len, int64_t k_len,
+                 const AttentionOptions& opts) {
+  BlockMask m;
+  std::vector<at::Tensor> keep;
+  const kernels::SelectParams p = select_params(scores, cfg, q_len, k_len, opts, &m, &keep);
+  check(kernels::select_blocks(p, at::cuda::getCurrentCUDAStream(scores.device().index())), "select_blocks");
+  if (cfg.keep_scores) m.scores = scores;
+  return m;
+}
+
+BlockMask estimate(const at::Tensor& q_in, const at::Tensor& k_in, const XAttentionConfig& cfg,
+                   const AttentionOptions& opts, bool* fused) {
+  const at::Tensor q = vector_friendly(q_in), k = vector_friendly(k_in);
+  std::vector<at::Tensor> keep;
+  const kernels::ScoreParams sp = score_params(q, k, cfg.stride, cfg.block_size, opts, &keep);
+  const at::Tensor scores = keep[0];
+  BlockMask m;
+  kernels::SelectParams sel = select_params(scores, cfg, q.size(1), k.size(1), opts, &m, &keep);
+  sel.key_lengths = sp.key_lengths;  // one device copy for both (the fused path checks they agree)
+  check(kernels::estimate_blocks(sp, sel, at::cuda::getCurrentCUDAStream(q.device().index()), fused),
+        "estimate_blocks");
   if (cfg.keep_scores) m.scores = scores;
   return m;
 }

@@ -17,6 +17,10 @@ at::Tensor antidiagonal_scores(const at::Tensor& q, const at::Tensor& k, int64_t
                                const AttentionOptions& opts);
 BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len, int64_t k_len,
                  const AttentionOptions& opts);
+// antidiagonal_scores then select, as one kernels::estimate_blocks call (on Hopper the split
+// scoring launch's finish and the selection share a kernel; *fused, if given, says whether they did).
+BlockMask estimate(const at::Tensor& q, const at::Tensor& k, const XAttentionConfig& cfg,
+                   const AttentionOptions& opts, bool* fused = nullptr);
 bool supports_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlockMask& mask,
                         std::string* why);
 AttentionOutput block_sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -51,6 +55,10 @@ inline at::Tensor antidiagonal_scores(const at::Tensor&, const at::Tensor&, int6
   return {};
 }
 inline BlockMask select(const at::Tensor&, const XAttentionConfig&, int64_t, int64_t, const AttentionOptions&) {
+  return {};
+}
+inline BlockMask estimate(const at::Tensor&, const at::Tensor&, const XAttentionConfig&, const AttentionOptions&,
+                          bool* = nullptr) {
   return {};
 }
 #endif

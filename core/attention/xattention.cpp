@@ -304,8 +304,7 @@ BlockMask estimate(const at::Tensor& q, const at::Tensor& k, const XAttentionCon
   std::string why;
   if (opts.backend != Backend::kReference && cuda::supports_estimate(q, k, cfg.stride, cfg.block_size, &why)) {
     Shapes::check(q, k, at::Tensor(), opts);  // shapes only: nothing read back from the GPU
-    const at::Tensor scores = cuda::antidiagonal_scores(q, k, cfg.stride, cfg.block_size, opts);
-    return cuda::select(scores, cfg, q.size(1), k.size(1), opts);
+    return cuda::estimate(q, k, cfg, opts);
   }
   XATTN_CHECK_IN("xattention", opts.backend != Backend::kCuda, "the CUDA kernels cannot run this call: ", why);
   const at::Tensor scores = antidiagonal_block_scores(q, k, cfg.stride, cfg.block_size, opts);

@@ -160,29 +160,24 @@ TEST(XAttentionCuda, SplitScoringKernelMatchesTheUnsplitOne) {
 
 namespace {
 
-// The kernel's selection against the ATen reference on the same scores: threshold masks agree
-// up to rows whose crossing block is within 1e-3 of tau, top-k / top-ratio masks exactly; counts,
-// per-head totals, kept mass and the ascending index lists follow from the kernel's own mask.
-void expect_selection_matches(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t Lq, int64_t Lk,
-                              const AttentionOptions& o, const AttentionOptions& r) {
-  // Poison: the outputs come from a workspace filled with garbage first, so an element the kernels
-  // leave unwritten shows below.
-  Workspace ws;
-  AttentionOptions ow = o;
-  ow.workspace = &ws;
-  (void)cuda::select(scores, cfg, Lq, Lk, ow);  // sizes the slots
-  {
-    const auto dev = scores.device();
-    const int64_t B = scores.size(0), H = scores.size(1), qb = scores.size(2), kb = scores.size(3);
-    ws.get("mask", {B, H, qb, kb}, at::kBool, dev).fill_(true);
-    ws.get("indices", {B, H, qb, kb}, at::kInt, dev).fill_(12345);
-    ws.get("counts", {B, H, qb}, at::kInt, dev).fill_(-7);
-    ws.get("kept", {B, H}, at::kLong, dev).fill_(-7);
-    ws.get("computable", {B, H}, at::kLong, dev).fill_(-7);
-    ws.get("kept_mass", {B, H}, at::kDouble, dev).fill_(std::nan(""));
-    ws.get("row_mass", {B, H, qb, 2}, at::kFloat, dev).fill_(std::nanf(""));
-  }
-  const BlockMask got = cuda::select(scores, cfg, Lq, Lk, ow);
+// Poison: the selection's outputs come from a workspace filled with garbage first, so an element
+// the kernels leave unwritten shows in the checks.
+void poison_selection_outputs(Workspace& ws, int64_t B, int64_t H, int64_t qb, int64_t kb, const at::Device& dev) {
+  ws.get("mask", {B, H, qb, kb}, at::kBool, dev).fill_(true);
+  ws.get("indices", {B, H, qb, kb}, at::kInt, dev).fill_(12345);
+  ws.get("counts", {B, H, qb}, at::kInt, dev).fill_(-7);
+  ws.get("kept", {B, H}, at::kLong, dev).fill_(-7);
+  ws.get("computable", {B, H}, at::kLong, dev).fill_(-7);
+  ws.get("kept_mass", {B, H}, at::kDouble, dev).fill_(std::nan(""));
+  ws.get("row_mass", {B, H, qb, 2}, at::kFloat, dev).fill_(std::nanf(""));
+}
+
+// A kernel selection `got` on `scores` against the ATen reference on the same scores: threshold
+// masks agree up to rows whose crossing block is within 1e-3 of tau, top-k / top-ratio masks
+// exactly; counts, per-head totals, kept mass and the ascending index lists follow from the
+// kernel's own mask.
+void expect_mask_matches(const BlockMask& got, const at::Tensor& scores, const XAttentionConfig& cfg, int64_t Lq,
+                         int64_t Lk, const AttentionOptions& r) {
   const at::Tensor m = got.mask.cpu();
   const BlockMask ref = select_blocks(scores.cpu(), cfg, Lq, Lk, r);
   if (cfg.selection == "threshold") {
@@ -215,6 +210,16 @@ void expect_selection_matches(const at::Tensor& scores, const XAttentionConfig& 
   const at::Tensor cols = at::arange(m.size(3)).to(at::kInt).expand_as(idx);
   const at::Tensor want_idx = std::get<0>(at::where(m, cols, cols + static_cast<int>(m.size(3))).sort(-1));
   EXPECT_TRUE(at::equal(idx, at::where(want_idx < m.size(3), want_idx, at::full_like(want_idx, -1))));
+}
+
+void expect_selection_matches(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t Lq, int64_t Lk,
+                              const AttentionOptions& o, const AttentionOptions& r) {
+  Workspace ws;
+  AttentionOptions ow = o;
+  ow.workspace = &ws;
+  (void)cuda::select(scores, cfg, Lq, Lk, ow);  // sizes the slots
+  poison_selection_outputs(ws, scores.size(0), scores.size(1), scores.size(2), scores.size(3), scores.device());
+  expect_mask_matches(cuda::select(scores, cfg, Lq, Lk, ow), scores, cfg, Lq, Lk, r);
 }
 
 }  // namespace
@@ -286,6 +291,64 @@ TEST(XAttentionCuda, SelectionOfEveryRowLengthMatchesTheReference) {
     }
   }
 }
+
+#ifdef XATTN_WITH_CUDA
+// estimate() in one call (on Hopper, split scoring launches finish their scores and select each
+// row in one kernel) against antidiagonal_scores + the reference selection: the scores within
+// float rounding of the separate call's, every output written (poisoned workspace), the mask as
+// the reference's on those scores. The cases have several key tiles (a split launch): TMA and
+// cp.async row tiles (192 / 128 groups), rows of up to 256 and 512 blocks, gpb 4 ... 16, causal
+// offsets, key padding, GQA; the last two cannot fuse (gpb 32, rows of 625 blocks) and check
+// the separate path behind the same call.
+TEST(XAttentionCuda, EstimateInOneCallMatchesScoresThenSelection) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(34);
+  const int major = at::cuda::getCurrentDeviceProperties()->major;
+  struct Fused {
+    Case c;
+    bool fuses;  // on Hopper
+  };
+  const Fused kFused[] = {
+      {{1, 5000, 5000, 4, 2, 128, 8, 128, true, at::kBFloat16, 0}, true},       // 3 key tiles, TMA
+      {{2, 3001, 6000, 4, 4, 64, 16, 128, false, at::kHalf, 4500}, true},       // cp.async tiles, padding
+      {{1, 1000, 128 * 400 + 72, 2, 1, 128, 8, 128, true, at::kBFloat16, 0}, true},  // 401 blocks, offset
+      {{1, 4096, 8192, 2, 2, 128, 16, 64, false, at::kBFloat16, 0}, true},       // gpb 4
+      {{1, 3000, 3000, 2, 1, 128, 4, 128, true, at::kBFloat16, 0}, false},       // gpb 32
+      {{1, 600, 40000, 2, 2, 128, 8, 64, false, at::kBFloat16, 0}, false},       // 625 blocks
+  };
+  for (const Fused& f : kFused) {
+    const Case& c = f.c;
+    at::Tensor q = at::randn({c.B, c.Lq, c.H, c.D}).mul(2.0).to(c.dtype).cuda();
+    at::Tensor k = at::randn({c.B, c.Lk, c.Hkv, c.D}).to(c.dtype).cuda();
+    const AttentionOptions o = opts_for(c, at::kCUDA), r = opts_for(c, at::kCPU);
+    const at::Tensor want = cuda::antidiagonal_scores(q, k, c.S, c.bs, o).cpu();
+    for (const char* sel : {"threshold", "top_k", "top_ratio"}) {
+      XAttentionConfig cfg;
+      cfg.stride = static_cast<int>(c.S);
+      cfg.block_size = static_cast<int>(c.bs);
+      cfg.selection = sel;
+      cfg.top_k = 5;
+      cfg.top_ratio = 0.3;
+      cfg.keep_scores = true;
+      if (c.H == 4) cfg.head_thresholds = {0.5, 0.9, 0.95, 1.0};
+      SCOPED_TRACE(testing::Message() << sel << " Lq " << c.Lq << " Lk " << c.Lk << " S " << c.S << " bs " << c.bs);
+      Workspace ws;
+      AttentionOptions ow = o;
+      ow.workspace = &ws;
+      (void)cuda::estimate(q, k, cfg, ow);  // sizes the slots
+      poison_selection_outputs(ws, want.size(0), want.size(1), want.size(2), want.size(3), q.device());
+      ws.get("scores", want.sizes(), at::kFloat, q.device()).fill_(std::nanf(""));
+      bool fused = false;
+      const BlockMask got = cuda::estimate(q, k, cfg, ow, &fused);
+      EXPECT_EQ(fused, f.fuses && major == 9);
+      const at::Tensor scores = got.scores.cpu();
+      EXPECT_TRUE(at::allclose(scores, want, 1e-5, 1e-9))
+          << "max diff " << (scores - want).abs().max().item<float>();
+      expect_mask_matches(got, got.scores, cfg, c.Lq, c.Lk, r);
+    }
+  }
+}
+#endif  // XATTN_WITH_CUDA
 
 TEST(XAttentionCuda, EstimateOnSyntheticVideoAgreesWithTheReference) {
   REQUIRE_CUDA_KERNELS();
