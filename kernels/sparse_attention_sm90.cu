@@ -480,16 +480,26 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       constexpr bool kMasked = decltype(masked)::value;
       wgmma::fence_operand(s);
       float tmax_a = -INFINITY, tmax_b = -INFINITY;
-      const int key0 = kMasked ? idxv[t] * kKeys : 0;
+      // Masked block: row a sees the block's columns below lim_a (key < length and, causal,
+      // key <= row + off), so each element is one compare of a constant with a per-thread bound
+      // (the column is j * 8 + 2c + (z & 1); 2c is folded into the bound).
+      int lim_a = 0, lim_b = 0;
+      if constexpr (kMasked) {
+        const int key0 = idxv[t] * kKeys;
+        lim_a = lim_b = lenv - key0;
+        if (p.causal) {
+          lim_a = min(lim_a, ra + off + 1 - key0);
+          lim_b = min(lim_b, rb + off + 1 - key0);
+        }
+        lim_a -= 2 * c;
+        lim_b -= 2 * c;
+      }
 #pragma unroll
       for (int j = 0; j < 16; ++j) {
         if constexpr (kMasked) {
 #pragma unroll
-          for (int z = 0; z < 4; ++z) {
-            const int key = key0 + j * 8 + 2 * c + (z & 1);
-            const int row = z < 2 ? ra : rb;
-            if (!(key < lenv && (!p.causal || key <= row + off))) s[4 * j + z] = -INFINITY;
-          }
+          for (int z = 0; z < 4; ++z)
+            if (j * 8 + (z & 1) >= (z < 2 ? lim_a : lim_b)) s[4 * j + z] = -INFINITY;
         }
         tmax_a = fmaxf(tmax_a, fmaxf(s[4 * j], s[4 * j + 1]));
         tmax_b = fmaxf(tmax_b, fmaxf(s[4 * j + 2], s[4 * j + 3]));
