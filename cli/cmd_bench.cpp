@@ -34,7 +34,7 @@ const char* kRoutines =
     "             at equal density on synthetic video, LLM and random workloads (CPU is fine)\n"
     "  density    XAttention density and recall over thresholds on a synthetic workload (CPU is fine)\n"
 #ifdef XATTN_WITH_CUDA
-    "  scoring    CUDA scoring + selection time vs cuDNN dense attention (GPU)\n"
+    "  scoring    CUDA scoring, selection and estimate time vs cuDNN dense attention (GPU)\n"
     "  attention  block-sparse attention kernel vs cuDNN / FlashAttention-2 (GPU)\n"
     "  text-encoder  decoder LLM encode / prefill / decode time and memory, LLaMA-3-8B shape (GPU)\n"
     "  t2v-step   one full-size HunyuanVideo denoising step, dense (cuDNN) vs XAttention, + VAE decode (GPU)\n"
@@ -167,8 +167,11 @@ int run_scoring_cmd(const std::vector<std::string>& args) {
   bool no_check = false;
   ArgParser p("xattn bench scoring [--cases A,B] [--strides 8,16] [-o md|csv|json]",
               "Time the CUDA antidiagonal scoring and block selection kernels and cuDNN dense attention on the\n"
-              "same random bf16 inputs (head_dim 128) in one process; report their ratio and how many blocks\n"
-              "agree with the ATen reference selection. On Hopper each row tile's keys are split over several\n"
+              "same random bf16 inputs (head_dim 128) in one process: scoring alone, selection alone, and the\n"
+              "estimate (both in one call, as estimate() runs them: on Hopper the scoring launch's last kernel\n"
+              "also selects the rows, so it takes less than the two apart; XATTN_SCORING_FUSED=0 keeps them\n"
+              "apart); report the estimate's share of cuDNN's time and how many blocks of its mask agree with\n"
+              "the ATen reference selection. On Hopper each row tile's keys are split over several\n"
               "CTAs so that L2 holds the queries they share; XATTN_SCORING_SPLIT=N sets the number of parts\n"
               "(1 = no split; default: from the GPU's SM count, e.g. 7 at stride 8 on an H100).\n"
               "Inputs TMA can load (lengths that are multiples of the stride) take the kernel with three\n"
