@@ -52,10 +52,14 @@ TEST(TorchOps, EstimateAndBlockSparseMatchTheCppCalls) {
   AttentionOptions o;
   o.scale = 0.5;
   const AttentionOutput want = block_sparse_attention(q, k, v, m, o, true);
-  // Two calls of the same function on the CPU: LibTorch does not promise bit-equal reductions
-  // between calls (the LSE differed in the last bits once on a 16-core host), so compare to 1e-6.
-  EXPECT_TRUE(at::allclose(att[0].toTensor(), want.out, 1e-6, 1e-6));
-  EXPECT_TRUE(at::allclose(att[1].toTensor(), want.lse, 1e-6, 1e-6));
+  // Two calls of the same function on the CPU: LibTorch does not promise bit-equal results
+  // between calls (its BLAS may pick kernels by the buffers' alignment). On the 16-core GPU host
+  // the LSE (values ~2-8) missed 1e-6 twice, so compare to 1e-5; a wrong mask or scale moves the
+  // LSE by far more.
+  const at::Tensor lse = att[1].toTensor();
+  EXPECT_TRUE(at::allclose(att[0].toTensor(), want.out, 1e-5, 1e-5))
+      << "max diff " << (att[0].toTensor() - want.out).abs().max().item<float>();
+  EXPECT_TRUE(at::allclose(lse, want.lse, 1e-5, 1e-5)) << "max diff " << (lse - want.lse).abs().max().item<float>();
   EXPECT_TRUE(at::isfinite(want.lse).all().item<bool>());  // every row attended to some block
 }
 
