@@ -664,15 +664,7 @@ __global__ void __launch_bounds__(32 * select_detail::kWarpRows, EMax <= 8 ? 5 :
     if (J < t.kb_count) out[J] = J < kb_done ? a[i] : 0.f;
   }
   __syncwarp();  // the row's scores, written by every lane, are read by select_row_warp
-
-  const RowGeometry g(sel, t.b, t.h, I);
-  const float tau = sel.head_threshold ? sel.head_threshold[t.h] : sel.threshold;
-  const int reach = g.reach();
-  if (reach <= 32) select_row_warp<1>(sel, g, tau, flag[w]);
-  else if (reach <= 64) select_row_warp<2>(sel, g, tau, flag[w]);
-  else if (reach <= 128) select_row_warp<4>(sel, g, tau, flag[w]);
-  else if (EMax == 8 || reach <= 256) select_row_warp<8>(sel, g, tau, flag[w]);
-  else select_row_warp<EMax>(sel, g, tau, flag[w]);
+  select_row<EMax>(sel, t.b, t.h, I, flag[w]);
 }
 
 // How many CTAs share a row tile: ceil(SMs x Q-tile bytes / 4 MB), at most one per key tile. The

@@ -160,6 +160,18 @@ TEST(XAttentionCuda, SplitScoringKernelMatchesTheUnsplitOne) {
 
 namespace {
 
+// A selection of each kind for case c (top-ratio 0.3; per-head tau for the four-head cases).
+XAttentionConfig selection_config(const Case& c, const char* selection, int top_k) {
+  XAttentionConfig cfg;
+  cfg.stride = static_cast<int>(c.S);
+  cfg.block_size = static_cast<int>(c.bs);
+  cfg.selection = selection;
+  cfg.top_k = top_k;
+  cfg.top_ratio = 0.3;
+  if (c.H == 4) cfg.head_thresholds = {0.5, 0.9, 0.95, 1.0};
+  return cfg;
+}
+
 // Poison: the selection's outputs come from a workspace filled with garbage first, so an element
 // the kernels leave unwritten shows in the checks.
 void poison_selection_outputs(Workspace& ws, int64_t B, int64_t H, int64_t qb, int64_t kb, const at::Device& dev) {
@@ -234,13 +246,7 @@ TEST(XAttentionCuda, SelectionMatchesTheReferenceUpToNearThresholdRows) {
     const at::Tensor scores = cuda::antidiagonal_scores(q, k, c.S, c.bs, o);
     AttentionOptions r = opts_for(c, at::kCPU);
     for (const char* sel : {"threshold", "top_k", "top_ratio"}) {
-      XAttentionConfig cfg;
-      cfg.stride = static_cast<int>(c.S);
-      cfg.block_size = static_cast<int>(c.bs);
-      cfg.selection = sel;
-      cfg.top_k = 3;
-      cfg.top_ratio = 0.3;
-      if (c.H == 4) cfg.head_thresholds = {0.5, 0.9, 0.95, 1.0};
+      const XAttentionConfig cfg = selection_config(c, sel, 3);
       SCOPED_TRACE(testing::Message() << sel << " Lq " << c.Lq << " Lk " << c.Lk);
       expect_selection_matches(scores, cfg, c.Lq, c.Lk, o, r);
     }
@@ -323,14 +329,8 @@ TEST(XAttentionCuda, EstimateInOneCallMatchesScoresThenSelection) {
     const AttentionOptions o = opts_for(c, at::kCUDA), r = opts_for(c, at::kCPU);
     const at::Tensor want = cuda::antidiagonal_scores(q, k, c.S, c.bs, o).cpu();
     for (const char* sel : {"threshold", "top_k", "top_ratio"}) {
-      XAttentionConfig cfg;
-      cfg.stride = static_cast<int>(c.S);
-      cfg.block_size = static_cast<int>(c.bs);
-      cfg.selection = sel;
-      cfg.top_k = 5;
-      cfg.top_ratio = 0.3;
+      XAttentionConfig cfg = selection_config(c, sel, 5);
       cfg.keep_scores = true;
-      if (c.H == 4) cfg.head_thresholds = {0.5, 0.9, 0.95, 1.0};
       SCOPED_TRACE(testing::Message() << sel << " Lq " << c.Lq << " Lk " << c.Lk << " S " << c.S << " bs " << c.bs);
       Workspace ws;
       AttentionOptions ow = o;
