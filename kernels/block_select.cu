@@ -36,14 +36,7 @@ __global__ void __launch_bounds__(32 * kWarpRows, EMax <= 8 ? 6 : 3)
   const int w = static_cast<int>(threadIdx.x) >> 5;
   const int I = first_row + static_cast<int>(blockIdx.x) * kWarpRows + w;
   if (I >= first_row + rows) return;
-  const RowGeometry g(p, blockIdx.z, blockIdx.y, I);
-  const float tau = p.head_threshold ? p.head_threshold[blockIdx.y] : p.threshold;
-  const int r = g.reach();
-  if (r <= 32) select_row_warp<1>(p, g, tau, flag[w]);
-  else if (r <= 64) select_row_warp<2>(p, g, tau, flag[w]);
-  else if (r <= 128) select_row_warp<4>(p, g, tau, flag[w]);
-  else if (EMax == 8 || r <= 256) select_row_warp<8>(p, g, tau, flag[w]);
-  else select_row_warp<EMax>(p, g, tau, flag[w]);
+  select_row<EMax>(p, blockIdx.z, blockIdx.y, I, flag[w]);
 }
 
 // ---- Longer rows: one CTA per row, CUB's block radix sort ----------------------------------------
