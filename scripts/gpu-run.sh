@@ -144,10 +144,11 @@ for s in "${steps[@]}"; do
       f="$OUT/ncu-$n_ncu.txt"
       # shellcheck disable=SC2086
       ncu --kernel-name "regex:${NCU_KERNEL:?}" --launch-skip "${NCU_SKIP:-2}" --launch-count 1 \
-        --section WarpStateStats --section SourceCounters --import-source no -f -o /tmp/ncu-hot \
+        --section SpeedOfLight --section WarpStateStats --section SourceCounters --import-source no -f -o /tmp/ncu-hot \
         "$BUILD_DIR/bin/xattn" bench ${NCU_ARGS:?} > /tmp/ncu-hot.log 2>&1
       { echo "ncu $NCU_KERNEL: xattn bench $NCU_ARGS (skip ${NCU_SKIP:-2})"
-        ncu -i /tmp/ncu-hot.ncu-rep --page details --section WarpStateStats 2>&1 | grep -E 'Duration|Stall|Issued|Eligible|Warp Cycles' | head -20
+        ncu -i /tmp/ncu-hot.ncu-rep --page details --section SpeedOfLight --section WarpStateStats 2>&1 |
+          grep -E 'Duration|Throughput|Frequency|Stall|Issued|Eligible|Warp Cycles' | head -24
         ncu -i /tmp/ncu-hot.ncu-rep --page source --csv --print-source sass 2>&1 | python3 scripts/ncu_hot.py
       } > "$f" 2>&1
       status ncu-hot "$([ -s /tmp/ncu-hot.ncu-rep ] && echo ok || echo FAIL)" "$(head -c 300 "$f" | tr '\n' ' ') ($(( $(date +%s) - t0 )) s)"
