@@ -33,10 +33,11 @@
 // Short rows (at most 128 key blocks): the producer-warpgroup kernel runs persistent, one CTA per
 // SM walking many rows; the producer also loads each row's Q and hands over its metadata, and the
 // consumers score a row's first block during the previous row's last PV (see the row loop).
-// There a row's O leaves through the Q buffer (free once the next row's Q is in registers) and a
-// TMA store issued by a second producer warp, instead of each consumer thread's 4-byte stores,
-// which held the tensor cores ~2.8 us per row (causal 8K, 25%: 455.6 -> 527.9 TF/s with the stores
-// skipped); XATTN_ATTENTION_O_STAGE=0 keeps those stores (and rows of the CTA-per-row launch use them).
+// A row's O leaves through the Q buffer (free once the next row's Q is in registers, or, at a
+// CTA's last row, once the storer has emptied it) and a TMA store issued by a second producer
+// warp, instead of each consumer thread's 4-byte stores, which held the tensor cores ~2.8 us per
+// row (causal 8K, 25%: 455.6 -> 527.9 TF/s with the stores skipped); XATTN_ATTENTION_O_STAGE=0
+// keeps those stores (and rows without kept blocks use them for their zeros).
 // Rows with no kept key output zeros and LSE -inf, like the sm_80 kernel (sparse_attention.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -99,11 +100,15 @@ struct alignas(1024) SmemT {
 using namespace ptx;
 constexpr float kLog2e = 1.4426950408889634f;
 
-// Descriptor for a 128B-swizzled operand: start address, LBO, SBO (bytes), swizzle mode 1.
-__device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
-  return static_cast<uint64_t>((addr >> 4) & 0x3FFF) | (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
-         (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32) | (static_cast<uint64_t>(1) << 62);
-}
+// Descriptor for a 128B-swizzled operand: start address, LBO, SBO (bytes), swizzle mode 1. Every
+// operand here has SBO 1024 (8 rows of 128 bytes), so the upper word is one constant, and the lower
+// word of a tile's k-th slice is the tile's plus the slice's offset in 16-byte units (shared
+// addresses stay below 2^18, so the 14-bit start field never carries into LBO): per wgmma one
+// integer add instead of the shifts, masks and 64-bit ORs of the whole descriptor (77 of the ~540
+// instructions per warp and step of the attention loop, ncu on H100, 2026-11-27).
+constexpr uint64_t kDescHi = static_cast<uint64_t>((1024 >> 4) | (1u << 30)) << 32;  // SBO 1024, 128B swizzle
+__device__ __forceinline__ uint32_t desc_lo(uint32_t addr, uint32_t lbo) { return (addr >> 4) | ((lbo >> 4) << 16); }
+__device__ __forceinline__ uint64_t desc_of(uint32_t lo) { return kDescHi | lo; }
 
 template <typename T>
 __device__ __forceinline__ void mma_s(float (&s)[64], uint64_t a, uint64_t b, int acc);
@@ -125,23 +130,24 @@ template <>
 __device__ __forceinline__ void mma_s_rs<__half>(float (&s)[64], const uint32_t (&a)[4], uint64_t b, int acc) {
   wgmma::rs_m64n128k16_f16(s, a, b, acc);
 }
+// O (+)= P V; acc = 0 overwrites O (a row's first block), so O needs no zeroing between rows.
 template <typename T, int D>
-__device__ __forceinline__ void mma_o(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t b);
+__device__ __forceinline__ void mma_o(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t b, int acc);
 template <>
-__device__ __forceinline__ void mma_o<__nv_bfloat16, 128>(float (&o)[64], const uint32_t (&a)[4], uint64_t b) {
-  wgmma::rs_m64n128k16_bf16_tb(o, a, b, 1);
+__device__ __forceinline__ void mma_o<__nv_bfloat16, 128>(float (&o)[64], const uint32_t (&a)[4], uint64_t b, int acc) {
+  wgmma::rs_m64n128k16_bf16_tb(o, a, b, acc);
 }
 template <>
-__device__ __forceinline__ void mma_o<__half, 128>(float (&o)[64], const uint32_t (&a)[4], uint64_t b) {
-  wgmma::rs_m64n128k16_f16_tb(o, a, b, 1);
+__device__ __forceinline__ void mma_o<__half, 128>(float (&o)[64], const uint32_t (&a)[4], uint64_t b, int acc) {
+  wgmma::rs_m64n128k16_f16_tb(o, a, b, acc);
 }
 template <>
-__device__ __forceinline__ void mma_o<__nv_bfloat16, 64>(float (&o)[32], const uint32_t (&a)[4], uint64_t b) {
-  wgmma::rs_m64n64k16_bf16_tb(o, a, b, 1);
+__device__ __forceinline__ void mma_o<__nv_bfloat16, 64>(float (&o)[32], const uint32_t (&a)[4], uint64_t b, int acc) {
+  wgmma::rs_m64n64k16_bf16_tb(o, a, b, acc);
 }
 template <>
-__device__ __forceinline__ void mma_o<__half, 64>(float (&o)[32], const uint32_t (&a)[4], uint64_t b) {
-  wgmma::rs_m64n64k16_f16_tb(o, a, b, 1);
+__device__ __forceinline__ void mma_o<__half, 64>(float (&o)[32], const uint32_t (&a)[4], uint64_t b, int acc) {
+  wgmma::rs_m64n64k16_f16_tb(o, a, b, acc);
 }
 
 // Copies rows [row0, row0 + 128) of a [len, D] matrix (row stride ld elements) into a
@@ -321,13 +327,13 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         // same-process A/B, H100, TF/s, staged vs the consumers' stores: causal-8k 25% 498.5 vs
         // 461.0, 10% 401.2 vs 349.7, dense 559.2 vs 542.4; causal-16k 25% 539.5 vs 512.7), and
         // once a copy has read the buffer the producer may load the next Q into it (this warp
-        // arrives on q_empty for every consumer warp). The consumers stage a row's O when they
-        // took the next row's Q at its end: it has kept blocks and is not the CTA's last. This
-        // warp walks the same rows; the k-th staged tile is o_full's k-th phase, and the (k+1)-th
-        // cannot complete before this warp's release of the k-th (the consumers first need the Q
-        // that release lets in).
+        // arrives on q_empty for every consumer warp). The consumers stage the O of every row with
+        // kept blocks, and this warp walks the same rows: the k-th staged tile is o_full's k-th
+        // phase, and the (k+1)-th cannot complete before this warp's release of the k-th (the
+        // consumers first need the Q that release lets in, or, at the CTA's last row, wait for
+        // the release itself).
         int k = 0;
-        for (int w = w_first; w + w_step < w_end; w += w_step) {
+        for (int w = w_first; w < w_end; w += w_step) {
           const Row r = row_of(w);
           if (r.count == 0) continue;
           tma::mbar_wait(smem_u32(&sm.o_full), k++ & 1);
@@ -446,27 +452,35 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       load_kv(0);  // same group as Q
       load_kv(1);
     }
-    // Stage and phase of this row's block t in the K/V stream (rows before it used n0 stages).
-    auto stage = [&](int t) { return (n0 + t) % kStages; };
-    auto wait_full = [&](int t) { tma::mbar_wait(smem_u32(&sm.full[stage(t)]), ((n0 + t) / kStages) & 1); };
+    // Stage and full-barrier parity of this row's block t in the K/V stream (rows before it used
+    // n0 stages), as a pair that advances by one per block (no division by 3 per use).
+    struct Slot {
+      int st;
+      uint32_t ph;
+    };
+    auto advance = [](Slot x) { return x.st == kStages - 1 ? Slot{0, x.ph ^ 1u} : Slot{x.st + 1, x.ph}; };
+    const Slot slot0{n0 % kStages, static_cast<uint32_t>(n0 / kStages) & 1u};
+    auto wait_full = [&](Slot x) { tma::mbar_wait(smem_u32(&sm.full[x.st]), x.ph); };
 
-    if (!carried) {
+    if (!carried) {  // (O needs no reset: the row's first PV overwrites it)
       m_a = m_b = -INFINITY;
       l_a = l_b = 0.f;
-#pragma unroll
-      for (int i = 0; i < kO; ++i) o[i] = 0.f;
     }
-    const uint32_t q_base = smem_u32(sm.q[0]) + wg * 64 * 128;
-    auto issue_s = [&](int t) {  // s = Q K_t^T for this warpgroup's 64 rows (async)
+    // Lower descriptor words of stage 0's K and V tiles and of this warpgroup's Q rows (desc_lo).
+    constexpr uint32_t kStageLo = (D / 64) * kHalfBytes / 16;  // one stage's tile, 16-byte units
+    const uint32_t k_lo = desc_lo(smem_u32(sm.k[0][0]), 16), v_lo = desc_lo(smem_u32(sm.v[0][0]), kHalfBytes);
+    const uint32_t q_lo = desc_lo(smem_u32(sm.q[0]) + wg * 64 * 128, 16);
+    auto issue_s = [&](Slot x) {  // s = Q K^T of the block in stage x for this warpgroup's 64 rows (async)
       wgmma::fence_operand(s);
       wgmma::fence();
+      const uint32_t kl = k_lo + x.st * kStageLo;
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
-        const uint32_t koff = (kk / 4) * kHalfBytes + (kk % 4) * 32;
+        const uint32_t koff = ((kk / 4) * kHalfBytes + (kk % 4) * 32) / 16;
         if constexpr (kTma)
-          mma_s_rs<T>(s, qf[kk], desc(smem_u32(sm.k[stage(t)][0]) + koff, 16, 1024), kk > 0);
+          mma_s_rs<T>(s, qf[kk], desc_of(kl + koff), kk > 0);
         else
-          mma_s<T>(s, desc(q_base + koff, 16, 1024), desc(smem_u32(sm.k[stage(t)][0]) + koff, 16, 1024), kk > 0);
+          mma_s<T>(s, desc_of(q_lo + koff), desc_of(kl + koff), kk > 0);
       }
       wgmma::commit();
     };
@@ -543,12 +557,13 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         pa[j / 2][(j % 2) * 2 + 1] = pack2<T>(s[4 * j + 2], s[4 * j + 3]);
       }
     };
-    // Rescales O (no PV in flight) and issues O += P V_t (async).
-    auto issue_pv = [&](int t) {
+    // Rescales O (no PV in flight) and issues O += P V for the block in stage x (async); the row's
+    // first block (first = true) writes O = P V instead, so nothing is rescaled or reset.
+    auto issue_pv = [&](Slot x, bool first) {
       wgmma::fence_operand(o);
       // Once the running maxima settle most steps leave them unchanged: skip the multiplies when
       // no row of the warp moved (warp-uniform branch).
-      if (!__all_sync(0xffffffffu, fa == 1.f && fb == 1.f)) {
+      if (!first && !__all_sync(0xffffffffu, fa == 1.f && fb == 1.f)) {
 #pragma unroll
         for (int j = 0; j < kO / 4; ++j) {
           o[4 * j] *= fa, o[4 * j + 1] *= fa, o[4 * j + 2] *= fb, o[4 * j + 3] *= fb;
@@ -556,9 +571,9 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       }
       wgmma::fence_operand(o);
       wgmma::fence();
+      const uint32_t vl = v_lo + x.st * kStageLo;
 #pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk)
-        mma_o<T, D>(o, pa[kk], desc(smem_u32(sm.v[stage(t)][0]) + kk * 16 * 128, kHalfBytes, 1024));
+      for (int kk = 0; kk < kKeys / 16; ++kk) mma_o<T, D>(o, pa[kk], desc_of(vl + kk * 16 * 128 / 16), kk > 0 || !first);
       wgmma::commit();
     };
 
@@ -584,19 +599,19 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
 
     if (count > 0 && !carried) {
       if constexpr (kProducerWG) {
-        wait_full(0);
+        wait_full(slot0);
       } else if constexpr (kTma) {
         cp_async_wait<0>();  // Q
         __syncthreads();
         load_q_fragments();
-        wait_full(0);
+        wait_full(slot0);
       } else {
         cp_async_wait<1>();  // Q, K0, V0
         wgmma::fence_proxy_async();
         __syncthreads();
       }
       my_turn();
-      issue_s(0);
+      issue_s(slot0);
       pass_turn(false);
       wgmma::wait<0>();
       if (n_full > 0) softmax(0, kNoMask);
@@ -606,12 +621,13 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     // Per step, as FA3 orders it: S(t+1) and PV(t) go to the tensor cores back to back; the
     // softmax of block t+1 is written to run while PV(t) is still in flight (it reads pa and writes
     // o, the softmax only s; ptxas waits for PV(t) before the exponentials, see the top); P is packed into
-    // pa once PV(t) is done.
-    auto step = [&](int t, auto masked) {
+    // pa once PV(t) is done. x is block t's slot; the step moves it on to block t + 1.
+    auto step = [&](int t, Slot& x, auto masked) {
+      const Slot y = advance(x);
       if constexpr (kTma) {
-        wait_full(t + 1);  // K(t+1), V(t+1) landed
+        wait_full(y);  // K(t+1), V(t+1) landed
         my_turn();
-        issue_s(t + 1);
+        issue_s(y);
         if constexpr (!kProducerWG) {
           if (producer) tma_kv(t + 2);
           __syncwarp();  // warp 0 reconverges before the next warpgroup-wide wgmma
@@ -620,10 +636,10 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         cp_async_wait<0>();  // K(t+1), V(t+1)
         wgmma::fence_proxy_async();
         __syncthreads();     // copies visible; every warpgroup is past step t-1, so stage (t+2)%3 is free
-        issue_s(t + 1);
+        issue_s(y);
         load_kv(t + 2);
       }
-      issue_pv(t);
+      issue_pv(x, t == 0);
       pass_turn(false);
       wgmma::wait<1>();    // S(t+1) done
       softmax(t + 1, masked);
@@ -631,13 +647,16 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       wgmma::fence_operand(o);
       if constexpr (kTma) {
         __syncwarp();
-        if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[stage(t)]));  // this warp is done with stage t
+        if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[x.st]));  // this warp is done with block t's stage
       }
       to_pa();
+      x = y;
     };
     int t = 0;
-    for (; t + 1 < n_full; ++t) step(t, kNoMask);
-    for (; t + 1 < count; ++t) step(t, kMask);
+    Slot cur = slot0;  // block t's
+    for (; t + 1 < n_full; ++t) step(t, cur, kNoMask);
+    for (; t + 1 < count; ++t) step(t, cur, kMask);
+    // (count > 0: cur is the last block's slot.)
     // This row's softmax state, for its epilogue (the next row's first block may overwrite it).
     float em_a = m_a, em_b = m_b, el_a = l_a, el_b = l_b;
     // Persistent kernel: when the next row has kept blocks too, its first S goes to the tensor
@@ -662,17 +681,17 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       m_a = m_b = -INFINITY;
       l_a = l_b = 0.f;
       const int nra = next.I * kRows + wg * 64 + warp * 16 + g;
-      wait_full(count);  // the next row's block 0 follows this row's blocks in the stream
+      wait_full(advance(cur));  // the next row's block 0 follows this row's blocks in the stream
       my_turn();
-      issue_s(count);
-      issue_pv(count - 1);
+      issue_s(advance(cur));
+      issue_pv(cur, count == 1);
       pass_turn(false);
       wgmma::wait<1>();
       if (next.n_full > 0) softmax_in(next.idx, 0, next.len, nra, nra + 8, kNoMask);
       else softmax_in(next.idx, 0, next.len, nra, nra + 8, kMask);
     } else if (count > 0) {
       my_turn();
-      issue_pv(count - 1);
+      issue_pv(cur, count == 1);
       pass_turn(true);
     }
     wgmma::wait<0>();
@@ -681,7 +700,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     if constexpr (kProducerWG) {  // the last block's stage goes back too: the next row's blocks reuse it
       if (count > 0) {
         __syncwarp();
-        if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[stage(count - 1)]));
+        if (lane == 0) tma::mbar_arrive(smem_u32(&sm.empty[cur.st]));
       }
     }
     if (carry) to_pa();  // the next row's first P (its PV is issued with that row's second S)
@@ -691,16 +710,24 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       el_a += __shfl_xor_sync(0xffffffffu, el_a, x);
       el_b += __shfl_xor_sync(0xffffffffu, el_b, x);
     }
-    const float ia = el_a > 0.f ? 1.f / el_a : 0.f, ib = el_b > 0.f ? 1.f / el_b : 0.f;
-    if (o_stage && q_taken) {
+    const float ia = el_a > 0.f ? fast_rcp(el_a) : 0.f, ib = el_b > 0.f ? fast_rcp(el_b) : 0.f;
+    if (count == 0) {  // no PV wrote O: zeros (O holds the previous row's values or nothing)
+#pragma unroll
+      for (int i = 0; i < kO; ++i) o[i] = 0.f;
+    }
+    if (o_stage && count > 0) {
       // O through the Q buffer, in Q's swizzled layout, for the storer's TMA copy; conflict-free:
       // the 8 rows of a warp's store land in 8 different 16-byte bank groups. No barrier: a warp
       // writes the same 16 rows of the buffer its ldmatrix just read the next Q from (take_q),
-      // and the next row's S reads Q from registers. (A bar.sync of both consumer warpgroups
+      // and the next row's S reads Q from registers. The CTA's last row took no next Q: it waits
+      // until the buffer is handed back for the last time (q_empty's j-th phase: by the storer
+      // once it has read the previous row's O out of it, or by the consumers at this row's
+      // take_q), and its O leaves by TMA as well instead of 64 scattered stores per thread. (A bar.sync of both consumer warpgroups
       // here, until 2026-11-27, realigned them at every row end; same-process A/B without vs
       // with it, H100, TF/s, two runs: causal-8k 25% 504.2 / 506.3 vs 496.5 / 493.7, 35% 509.9 /
       // 499.2 vs 488.6 / 490.6, causal-16k 25% 544.1 / 539.4 vs 531.0 / 515.2.)
       // This thread's rows of the tile are wg * 64 + warp * 16 + g and 8 below (both = g mod 8).
+      if (!q_taken) tma::mbar_wait(smem_u32(&sm.q_empty), j & 1);
       const uint32_t base = smem_u32(sm.q[0]) + (wg * 64 + warp * 16 + g) * 128 + 4 * c;
 #pragma unroll
       for (int j = 0; j < kO / 4; ++j) {
@@ -727,10 +754,6 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       float* lse = p.lse + (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len;
       if (row_a < p.q_len) lse[row_a] = el_a > 0.f ? (em_a + log2f(el_a)) / kLog2e : -INFINITY;
       if (row_b < p.q_len) lse[row_b] = el_b > 0.f ? (em_b + log2f(el_b)) / kLog2e : -INFINITY;
-    }
-    if (carry) {
-#pragma unroll
-      for (int i = 0; i < kO; ++i) o[i] = 0.f;
     }
     carried = carry;
     n0 += count;

@@ -471,18 +471,23 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
     EXPECT_FALSE(at::isnan(out).any().item<bool>()) << "rows left unwritten";
     // The persistent kernel on 3 CTAs: each walks many rows (kept and empty ones) through one
     // stream of K/V stages and Q buffers, scoring each row's first block during the previous
-    // row's last PV, and sending O out by a TMA store from the Q buffer; every row must come out
-    // as with one row per CTA (the consumers' own O stores).
+    // row's last PV, and sending O out by a TMA store from the Q buffer (a CTA's last row too,
+    // once the storer has emptied the buffer); every row must come out as with one row per CTA
+    // (each CTA's only row is its last) and as with the consumers' own O stores (O_STAGE=0).
     setenv("XATTN_ATTENTION_PERSISTENT", "0", 1);
     const AttentionOutput one = block_sparse_attention(qc, kc, vc, m, o, true);
     setenv("XATTN_ATTENTION_PERSISTENT", "1", 1);
     setenv("XATTN_ATTENTION_CTAS", "3", 1);
     const AttentionOutput few = block_sparse_attention(qc, kc, vc, m, o, true);
+    setenv("XATTN_ATTENTION_O_STAGE", "0", 1);
+    const AttentionOutput direct = block_sparse_attention(qc, kc, vc, m, o, true);
+    unsetenv("XATTN_ATTENTION_O_STAGE");
     unsetenv("XATTN_ATTENTION_CTAS");
     unsetenv("XATTN_ATTENTION_PERSISTENT");
-    for (const AttentionOutput* x : {&one, &few}) {
-      EXPECT_TRUE(at::equal(x->out, got.out)) << (x == &few ? "3 CTAs" : "a CTA per row") << ", Lq " << c.Lq
-                                              << " causal " << c.causal;
+    for (const AttentionOutput* x : {&one, &few, &direct}) {
+      EXPECT_TRUE(at::equal(x->out, got.out))
+          << (x == &few ? "3 CTAs" : x == &one ? "a CTA per row" : "3 CTAs, direct O stores") << ", Lq " << c.Lq
+          << " causal " << c.causal;
       EXPECT_TRUE(at::equal(x->lse.nan_to_num(0, 1e30, -1e30), got.lse.nan_to_num(0, 1e30, -1e30)));
     }
   }
