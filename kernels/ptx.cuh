@@ -62,6 +62,14 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_u32(p)));
 }
+// The inverse of ldmatrix_x4 (sm_90): lanes 8i..8i+7 give the shared addresses of matrix i's
+// 8 rows (16 bytes each); each thread's r[i] holds its two elements of matrix i (row lane / 4,
+// columns 2 (lane % 4), +1), the mma accumulator layout.
+__device__ __forceinline__ void stmatrix_x4(uint32_t addr, uint32_t r0, uint32_t r1, uint32_t r2, uint32_t r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
 
 // c += a * b for one m16n8k16 tile (fp32 accumulate).
 template <typename T>
