@@ -426,6 +426,7 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
     at::ScalarType dtype;
     int64_t key_len;
     double density;
+    double q_scale = 1.0;  // > 1: peaked rows whose running maximum jumps far (the lazy rescale moves it)
   };
   const A cases[] = {
       {1, 1000, 1000, 4, 4, 128, false, at::kBFloat16, 0, 0.4},
@@ -433,9 +434,11 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
       {1, 600, 1031, 4, 1, 128, true, at::kBFloat16, 0, 0.3},
       {2, 1024, 1024, 2, 2, 128, true, at::kBFloat16, 0, 1.0},
       {1, 1300, 1300, 2, 1, 64, true, at::kHalf, 0, 0.15},
+      {1, 900, 900, 4, 2, 128, true, at::kBFloat16, 0, 0.6, 8.0},
   };
   for (const A& c : cases) {
-    at::Tensor q = at::randn({c.B, c.Lq, c.H, c.D}).to(c.dtype), k = at::randn({c.B, c.Lk, c.Hkv, c.D}).to(c.dtype);
+    at::Tensor q = (at::randn({c.B, c.Lq, c.H, c.D}) * c.q_scale).to(c.dtype),
+               k = at::randn({c.B, c.Lk, c.Hkv, c.D}).to(c.dtype);
     at::Tensor v = at::randn({c.B, c.Lk, c.Hkv, c.D}).to(c.dtype);
     AttentionOptions r;
     r.causal = c.causal;
@@ -469,6 +472,15 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
     ASSERT_TRUE(fin.any().item<bool>());
     EXPECT_LT((lse.masked_select(fin) - wl.masked_select(fin)).abs().max().item<float>(), 2e-2);
     EXPECT_FALSE(at::isnan(out).any().item<bool>()) << "rows left unwritten";
+    // The softmax's lazy rescale (the reference maximum lags by up to 2^8) against the exact
+    // running maximum: both within the reference's tolerance, and close to each other.
+    setenv("XATTN_ATTENTION_LAZY_RESCALE", "0", 1);
+    const AttentionOutput exact = block_sparse_attention(qc, kc, vc, m, o, true);
+    unsetenv("XATTN_ATTENTION_LAZY_RESCALE");
+    const at::Tensor ex = exact.out.cpu().to(at::kFloat);
+    EXPECT_LT((ex - want.out).norm().item<double>() / want.out.norm().item<double>(), 1e-2);
+    EXPECT_LT((ex - out).norm().item<double>() / want.out.norm().item<double>(), 1e-2);
+    EXPECT_LT((exact.lse.cpu().masked_select(fin) - lse.masked_select(fin)).abs().max().item<float>(), 1e-3);
     // The persistent kernel on 3 CTAs: each walks many rows (kept and empty ones) through one
     // stream of K/V stages and Q buffers, scoring each row's first block during the previous
     // row's last PV, and sending O out by a TMA store from the Q buffer (a CTA's last row too,
