@@ -575,7 +575,7 @@ __global__ void __launch_bounds__(256) score_combine_sm90(const ScoreParams p, c
 // is then sorted and selected by select_row_warp exactly as select_warp_kernel does. Rows of up
 // to 32 * EMax blocks and gpb <= 16 (strides >= 8 at block 128, >= 4 at block 64).
 constexpr int kFusedMaxGpb = 16;
-template <int kBM, int EMax, int kMinE>
+template <int kBM, int EMax>
 __global__ void __launch_bounds__(32 * select_detail::kWarpRows, EMax <= 8 ? 5 : 3)
     score_select_sm90(const ScoreParams p, const SplitArgs sp, const SelectParams sel) {
   using namespace select_detail;
@@ -664,7 +664,7 @@ __global__ void __launch_bounds__(32 * select_detail::kWarpRows, EMax <= 8 ? 5 :
     if (J < t.kb_count) out[J] = J < kb_done ? a[i] : 0.f;
   }
   __syncwarp();  // the row's scores, written by every lane, are read by select_row_warp
-  select_row<EMax, kMinE>(sel, t.b, t.h, I, flag[w]);
+  select_row<EMax>(sel, t.b, t.h, I, flag[w]);
 }
 
 // How many CTAs share a row tile: ceil(SMs x Q-tile bytes / 4 MB), at most one per key tile. The
@@ -730,17 +730,10 @@ cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const Sc
     if (fused_select_ok(p, sel)) {
       const int qb = (p.q_len + p.block_size - 1) / p.block_size, kb = (p.k_len + p.block_size - 1) / p.block_size;
       const dim3 rows_grid((qb + select_detail::kWarpRows - 1) / select_detail::kWarpRows, p.q_heads, p.batch);
-      // XATTN_SCORING_MIN_SORT=4 (A/B, wip): rows of up to 64 blocks sorted as 128.
-      const char* env = std::getenv("XATTN_SCORING_MIN_SORT");
-      const bool min4 = env && std::atoi(env) == 4;
-      const int threads = 32 * select_detail::kWarpRows;
-      if (kb <= select_detail::kWarpMaxBlocks / 2) {
-        if (min4) score_select_sm90<kBM, 8, 4><<<rows_grid, threads, 0, stream>>>(p, sp, *sel);
-        else score_select_sm90<kBM, 8, 1><<<rows_grid, threads, 0, stream>>>(p, sp, *sel);
-      } else {
-        if (min4) score_select_sm90<kBM, 16, 4><<<rows_grid, threads, 0, stream>>>(p, sp, *sel);
-        else score_select_sm90<kBM, 16, 1><<<rows_grid, threads, 0, stream>>>(p, sp, *sel);
-      }
+      if (kb <= select_detail::kWarpMaxBlocks / 2)
+        score_select_sm90<kBM, 8><<<rows_grid, 32 * select_detail::kWarpRows, 0, stream>>>(p, sp, *sel);
+      else
+        score_select_sm90<kBM, 16><<<rows_grid, 32 * select_detail::kWarpRows, 0, stream>>>(p, sp, *sel);
       if ((e = cudaGetLastError()) != cudaSuccess) return e;
       *selected = true;
       return select_detail::launch_head_stats(*sel, stream);

@@ -188,23 +188,15 @@ __device__ void select_row_warp(const SelectParams& p, const RowGeometry& g, flo
 // Row I of (batch b, head h) by one warp: its geometry and tau, and the smallest warp sort that
 // holds the blocks it can reach (at most 32 * EMax). `flag`: the warp's 32 * EMax bytes of
 // shared scratch.
-// kMinE > 1 sorts short rows at that size too: fewer sort instances in the kernel (ncu on the
-// fused estimate kernel: 26% of stall samples "no instruction" with all four).
-template <int EMax, int kMinE = 1>
+template <int EMax>
 __device__ inline void select_row(const SelectParams& p, int b, int h, int I, uint8_t* flag) {
   const RowGeometry g(p, b, h, I);
   const float tau = p.head_threshold ? p.head_threshold[h] : p.threshold;
   const int r = g.reach();
-  if constexpr (kMinE <= 1) {
-    if (r <= 32) return select_row_warp<1>(p, g, tau, flag);
-  }
-  if constexpr (kMinE <= 2) {
-    if (r <= 64) return select_row_warp<2>(p, g, tau, flag);
-  }
-  if constexpr (kMinE <= 4) {
-    if (r <= 128) return select_row_warp<4>(p, g, tau, flag);
-  }
-  if (EMax == 8 || r <= 256) select_row_warp<8>(p, g, tau, flag);
+  if (r <= 32) select_row_warp<1>(p, g, tau, flag);
+  else if (r <= 64) select_row_warp<2>(p, g, tau, flag);
+  else if (r <= 128) select_row_warp<4>(p, g, tau, flag);
+  else if (EMax == 8 || r <= 256) select_row_warp<8>(p, g, tau, flag);
   else select_row_warp<EMax>(p, g, tau, flag);
 }
 
