@@ -757,11 +757,11 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       // and the next row's S reads Q from registers. The CTA's last row took no next Q: it waits
       // until the buffer is handed back for the last time (q_empty's j-th phase: by the storer
       // once it has read the previous row's O out of it, or by the consumers at this row's
-      // take_q), and its O leaves by TMA as well instead of 64 scattered stores per thread. (A bar.sync of both consumer warpgroups
-      // here, until 2026-11-27, realigned them at every row end; same-process A/B without vs
-      // with it, H100, TF/s, two runs: causal-8k 25% 504.2 / 506.3 vs 496.5 / 493.7, 35% 509.9 /
-      // 499.2 vs 488.6 / 490.6, causal-16k 25% 544.1 / 539.4 vs 531.0 / 515.2.)
-      // This thread's rows of the tile are wg * 64 + warp * 16 + g and 8 below (both = g mod 8).
+      // take_q), and its O leaves by TMA as well instead of 64 scattered stores per thread.
+      // (A bar.sync of both consumer warpgroups here, until 2026-11-27, realigned them at every
+      // row end; same-process A/B without vs with it, H100, TF/s, two runs: causal-8k 25% 504.2 /
+      // 506.3 vs 496.5 / 493.7, 35% 509.9 / 499.2 vs 488.6 / 490.6, causal-16k 25% 544.1 / 539.4
+      // vs 531.0 / 515.2.)
       if (!q_taken) tma::mbar_wait(smem_u32(&sm.q_empty), j & 1);
       // stmatrix, four 8 x 8 matrices per instruction (kO / 8 per thread instead of kO / 2 4-byte
       // stores): matrix mi = lane / 8 is column group jj = 2 i + mi / 2 of rows (mi % 2) * 8 + ...
