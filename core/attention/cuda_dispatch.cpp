@@ -92,9 +92,10 @@ kernels::ScoreParams score_params(const at::Tensor& q, const at::Tensor& k, int6
 }
 
 // The selection's parameters and output buffers for `scores` ([B, H, Qb, Kb]); the mask's
-// tensors go to *m, the others to `keep`.
+// tensors go to *m, the others to `keep`. `lens`: the key lengths as key_lengths_int gives them
+// (the estimate passes the scoring's copy, so they are converted once per call).
 kernels::SelectParams select_params(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t q_len,
-                                    int64_t k_len, const AttentionOptions& opts, BlockMask* m,
+                                    int64_t k_len, const AttentionOptions& opts, const at::Tensor& lens, BlockMask* m,
                                     std::vector<at::Tensor>* keep) {
   const int64_t B = scores.size(0), H = scores.size(1), qb = scores.size(2), kb = scores.size(3);
   const auto dev = scores.device();
@@ -109,7 +110,6 @@ kernels::SelectParams select_params(const at::Tensor& scores, const XAttentionCo
   m->computable = buffer(opts, "computable", {B, H}, at::kLong, dev);
   m->kept_mass = buffer(opts, "kept_mass", {B, H}, at::kDouble, dev);
   const at::Tensor row_mass = buffer(opts, "row_mass", {B, H, qb, 2}, at::kFloat, dev);
-  const at::Tensor lens = key_lengths_int(opts, dev);
   at::Tensor taus;
   kernels::SelectParams p;
   p.scores = scores.data_ptr<float>();
@@ -139,7 +139,7 @@ kernels::SelectParams select_params(const at::Tensor& scores, const XAttentionCo
                                              : kernels::Selection::kTopRatio;
   p.top_k = cfg.top_k;
   p.top_ratio = cfg.top_ratio;
-  keep->insert(keep->end(), {row_mass, lens, taus});
+  keep->insert(keep->end(), {row_mass, taus});
   return p;
 }
 }  // namespace
@@ -157,7 +157,8 @@ BlockMask select(const at::Tensor& scores, const XAttentionConfig& cfg, int64_t 
                  const AttentionOptions& opts) {
   BlockMask m;
   std::vector<at::Tensor> keep;
-  const kernels::SelectParams p = select_params(scores, cfg, q_len, k_len, opts, &m, &keep);
+  const at::Tensor lens = key_lengths_int(opts, scores.device());
+  const kernels::SelectParams p = select_params(scores, cfg, q_len, k_len, opts, lens, &m, &keep);
   check(kernels::select_blocks(p, at::cuda::getCurrentCUDAStream(scores.device().index())), "select_blocks");
   if (cfg.keep_scores) m.scores = scores;
   return m;
@@ -168,10 +169,9 @@ BlockMask estimate(const at::Tensor& q_in, const at::Tensor& k_in, const XAttent
   const at::Tensor q = vector_friendly(q_in), k = vector_friendly(k_in);
   std::vector<at::Tensor> keep;
   const kernels::ScoreParams sp = score_params(q, k, cfg.stride, cfg.block_size, opts, &keep);
-  const at::Tensor scores = keep[0];
+  const at::Tensor scores = keep[0], lens = keep[2];  // one device copy of the key lengths for both
   BlockMask m;
-  kernels::SelectParams sel = select_params(scores, cfg, q.size(1), k.size(1), opts, &m, &keep);
-  sel.key_lengths = sp.key_lengths;  // one device copy for both (the fused path checks they agree)
+  const kernels::SelectParams sel = select_params(scores, cfg, q.size(1), k.size(1), opts, lens, &m, &keep);
   check(kernels::estimate_blocks(sp, sel, at::cuda::getCurrentCUDAStream(q.device().index()), fused),
         "estimate_blocks");
   if (cfg.keep_scores) m.scores = scores;
