@@ -81,6 +81,7 @@ constexpr int kFlagPingPong = 1;  // kernel flags (see launch_kernel)
 constexpr int kFlagMaskAll = 2;
 constexpr int kFlagOStage = 4;  // producer kernel: O leaves through shared memory and a TMA store
 constexpr int kFlagLazyRescale = 8;  // softmax: the reference maximum lags the exact one by up to 8 (log2)
+constexpr int kFlagHalfLast = 16;    // producer kernel: a row's last block at half width where a warpgroup sees <= 64 keys
 
 template <int D>
 struct alignas(1024) SmemT {
@@ -93,7 +94,7 @@ struct alignas(1024) SmemT {
   uint64_t q_empty;         // producer warpgroup: every consumer warp holds Q in registers
   uint64_t meta_full;       // producer warpgroup: the row's metadata is written
   uint64_t meta_empty;      // producer warpgroup: every consumer thread has read it
-  int meta[3];              // producer warpgroup: the row's kept count, unmasked prefix, key length
+  int meta[4];              // producer warpgroup: the row's kept count, unmasked prefix, key length, half bits
   uint64_t o_full;          // kFlagOStage: every consumer warp has written its O rows into q
 };
 
@@ -219,6 +220,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     int64_t id;  // (b * Hq + h) * Qb + I: the row's count and index list
     const int32_t* idx;
     int len, count, n_full;  // read from memory (row_of, find_n_full)
+    int half;  // producer kernel: the last block needs only its first 64 keys (bit wg: consumer warpgroup wg)
   };
   // A row's launch-order index w = (b * Hq + h) * Qb + ip as its digits.
   struct Pos {
@@ -237,7 +239,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     r.hk = r.h / (p.q_heads / p.kv_heads);
     r.id = (static_cast<int64_t>(r.b) * p.q_heads + r.h) * qb + r.I;
     r.idx = p.indices + r.id * kb;
-    r.len = r.count = r.n_full = 0;
+    r.len = r.count = r.n_full = r.half = 0;
     return r;
   };
   auto row_at = [&](int w) { return row_in(pos_of(w)); };
@@ -299,11 +301,22 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
           // its wait and arrives on meta_empty, which the next row's stores wait for.
           Row r = row_of(w);
           r.n_full = find_n_full(r);
+          // Half bits: consumer warpgroup g's 64 rows see at most the first 64 keys of the row's
+          // last block (causal, the diagonal block of an aligned row for warpgroup 0; or a key tail
+          // of at most 64): its softmax there takes columns 0..63 only and its PV 4 of 8 k-slices.
+          int half = 0;
+          if ((flags & kFlagHalfLast) && r.count > 0) {
+            const int key0 = r.idx[r.count - 1] * kKeys;
+            const int seen0 = p.causal ? min(r.len, r.I * kRows + 64 + off) - key0 : r.len - key0;
+            const int seen1 = p.causal ? min(r.len, r.I * kRows + 128 + off) - key0 : seen0;
+            half = (seen0 <= 64 ? 1 : 0) | (seen1 <= 64 ? 2 : 0);
+          }
           if (j > 0) tma::mbar_wait(smem_u32(&sm.meta_empty), (j - 1) & 1);
           if (producer) {
             sm.meta[0] = r.count;
             sm.meta[1] = r.n_full;
             sm.meta[2] = r.len;
+            sm.meta[3] = half;
             tma::mbar_arrive(smem_u32(&sm.meta_full));
           }
           if (j > 0) tma::mbar_wait(smem_u32(&sm.q_empty), (j - 1) & 1);  // the consumers hold the last Q
@@ -400,6 +413,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     r.count = sm.meta[0];
     r.n_full = sm.meta[1];
     r.len = sm.meta[2];
+    r.half = (sm.meta[3] >> wg) & 1;
     tma::mbar_arrive(smem_u32(&sm.meta_empty));
     tma::mbar_wait(smem_u32(&sm.q_full), ordinal & 1);
     load_q_fragments();
@@ -515,8 +529,12 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     // row may stay at -inf); otherwise every score is finite and the -inf guards are not needed.
     // Block t of the row with index list idxv, key length lenv and this thread's rows ra, rb (the
     // current row's, or the next row's for its first block scored at the end of this one).
-    auto softmax_in = [&](const int32_t* idxv, int t, int lenv, int ra, int rb, auto masked) {
+    // half (masked blocks only): the row's last block where this warpgroup sees at most keys
+    // 0..63: columns 64..127 are neither masked nor exponentiated, since they count nowhere (the
+    // row's max and sum skip them, and its PV skips their 4 k-slices, see issue_pv).
+    auto softmax_in = [&](const int32_t* idxv, int t, int lenv, int ra, int rb, auto masked, bool half_in) {
       constexpr bool kMasked = decltype(masked)::value;
+      const bool half = kMasked && kProducerWG && half_in;
       wgmma::fence_operand(s);
       float tmax_a = -INFINITY, tmax_b = -INFINITY;
       // Masked block: row a sees the block's columns below lim_a (key < length and, causal,
@@ -533,8 +551,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         lim_a -= 2 * c;
         lim_b -= 2 * c;
       }
-#pragma unroll
-      for (int j = 0; j < 16; ++j) {
+      auto mask_max = [&](int j) {
         if constexpr (kMasked) {
 #pragma unroll
           for (int z = 0; z < 4; ++z)
@@ -542,6 +559,12 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         }
         tmax_a = fmaxf(tmax_a, fmaxf(s[4 * j], s[4 * j + 1]));
         tmax_b = fmaxf(tmax_b, fmaxf(s[4 * j + 2], s[4 * j + 3]));
+      };
+#pragma unroll
+      for (int j = 0; j < 8; ++j) mask_max(j);
+      if (!half) {
+#pragma unroll
+        for (int j = 8; j < 16; ++j) mask_max(j);
       }
 #pragma unroll
       for (int x = 1; x < 4; x <<= 1) {
@@ -570,21 +593,26 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         fb = fast_exp2(m_b - nm_b);
       }
       float ps_a = 0.f, ps_b = 0.f;
-#pragma unroll
-      for (int j = 0; j < 16; ++j) {
+      auto exp_sum = [&](int j) {
         s[4 * j] = fast_exp2(fmaf(s[4 * j], scale2, -sub_a));
         s[4 * j + 1] = fast_exp2(fmaf(s[4 * j + 1], scale2, -sub_a));
         s[4 * j + 2] = fast_exp2(fmaf(s[4 * j + 2], scale2, -sub_b));
         s[4 * j + 3] = fast_exp2(fmaf(s[4 * j + 3], scale2, -sub_b));
         ps_a += s[4 * j] + s[4 * j + 1];
         ps_b += s[4 * j + 2] + s[4 * j + 3];
+      };
+#pragma unroll
+      for (int j = 0; j < 8; ++j) exp_sum(j);
+      if (!half) {
+#pragma unroll
+        for (int j = 8; j < 16; ++j) exp_sum(j);
       }
       l_a = l_a * fa + ps_a;
       l_b = l_b * fb + ps_b;
       m_a = nm_a;
       m_b = nm_b;
     };
-    auto softmax = [&](int t, auto masked) { softmax_in(idx, t, len, row_a, row_b, masked); };
+    auto softmax = [&](int t, auto masked) { softmax_in(idx, t, len, row_a, row_b, masked, t + 1 == count && row.half); };
     auto to_pa = [&] {
 #pragma unroll
       for (int j = 0; j < 16; ++j) {
@@ -593,8 +621,11 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       }
     };
     // Rescales O (no PV in flight) and issues O += P V for the block in stage x (async); the row's
-    // first block (first = true) writes O = P V instead, so nothing is rescaled or reset.
-    auto issue_pv = [&](Slot x, bool first) {
+    // first block (first = true) writes O = P V instead, so nothing is rescaled or reset; half:
+    // keys 64..127 are masked for every row of the warpgroup, so their 4 k-slices are skipped
+    // (their pa holds no P: see softmax_in).
+    auto issue_pv = [&](Slot x, bool first, bool half_in) {
+      const bool half = kProducerWG && __shfl_sync(0xffffffffu, half_in, 0);  // warp-uniform for ptxas
       wgmma::fence_operand(o);
       // Once the running maxima settle most steps leave them unchanged: skip the multiplies when
       // no row of the warp moved (warp-uniform branch).
@@ -608,7 +639,11 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       wgmma::fence();
       const uint32_t vl = v_lo + x.st * kStageLo;
 #pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) mma_o<T, D>(o, pa[kk], desc_of(vl + kk * 16 * 128 / 16), kk > 0 || !first);
+      for (int kk = 0; kk < kKeys / 32; ++kk) mma_o<T, D>(o, pa[kk], desc_of(vl + kk * 16 * 128 / 16), kk > 0 || !first);
+      if (!(kProducerWG && half)) {
+#pragma unroll
+        for (int kk = kKeys / 32; kk < kKeys / 16; ++kk) mma_o<T, D>(o, pa[kk], desc_of(vl + kk * 16 * 128 / 16), 1);
+      }
       wgmma::commit();
     };
 
@@ -674,7 +709,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         issue_s(y);
         load_kv(t + 2);
       }
-      issue_pv(x, t == 0);
+      issue_pv(x, t == 0, false);
       pass_turn(false);
       wgmma::wait<1>();    // S(t+1) done
       softmax(t + 1, masked);
@@ -719,14 +754,14 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       wait_full(advance(cur));  // the next row's block 0 follows this row's blocks in the stream
       my_turn();
       issue_s(advance(cur));
-      issue_pv(cur, count == 1);
+      issue_pv(cur, count == 1, row.half);
       pass_turn(false);
       wgmma::wait<1>();
-      if (next.n_full > 0) softmax_in(next.idx, 0, next.len, nra, nra + 8, kNoMask);
-      else softmax_in(next.idx, 0, next.len, nra, nra + 8, kMask);
+      if (next.n_full > 0) softmax_in(next.idx, 0, next.len, nra, nra + 8, kNoMask, false);
+      else softmax_in(next.idx, 0, next.len, nra, nra + 8, kMask, next.count == 1 && next.half);
     } else if (count > 0) {
       my_turn();
-      issue_pv(cur, count == 1);
+      issue_pv(cur, count == 1, row.half);
       pass_turn(true);
     }
     wgmma::wait<0>();
@@ -851,9 +886,11 @@ cudaError_t launch_kernel(const CUtensorMap& mq, const CUtensorMap& mk, const CU
   // unless XATTN_ATTENTION_O_STAGE=0 (the consumers' own stores; A/B runs and tests).
   const bool o_stage = kLoad == Load::kTmaProducer && mo && env_int("XATTN_ATTENTION_O_STAGE", 1) != 0;
   // XATTN_ATTENTION_LAZY_RESCALE=0: the softmax rescales to the exact running maximum (A/B runs).
+  // XATTN_ATTENTION_HALF_LAST=0: every block at full width (the half bits above; A/B runs, tests).
   const int flags = (env_int("XATTN_ATTENTION_PINGPONG", 1) != 0 ? kFlagPingPong : 0) |
                     (env_int("XATTN_ATTENTION_MASK_ALL", 0) != 0 ? kFlagMaskAll : 0) | (o_stage ? kFlagOStage : 0) |
-                    (env_int("XATTN_ATTENTION_LAZY_RESCALE", 1) != 0 ? kFlagLazyRescale : 0);
+                    (env_int("XATTN_ATTENTION_LAZY_RESCALE", 1) != 0 ? kFlagLazyRescale : 0) |
+                    (env_int("XATTN_ATTENTION_HALF_LAST", 1) != 0 ? kFlagHalfLast : 0);
   kernel<<<grid, cta_threads<kLoad>(), smem, stream>>>(mq, mk, mv, o_stage ? *mo : mq, p, flags);
   return cudaGetLastError();
 }
