@@ -50,10 +50,16 @@ std::vector<double> median_ms_interleaved(const std::vector<std::function<void()
   // run then shifts every callable's times alike instead of whichever ran during it. One
   // callable per region run back to back showed sparse modes at 64K 10-15% slower per block in
   // whichever positions fell in a slow stretch, while ncu at fixed clocks timed them equally.
+  // Each timed region follows half as many untimed calls of the same callable, so the power
+  // controller has settled to this callable's draw when timing starts: without them a region
+  // carried over its predecessor's clocks (the same mode measured up to ~7% apart depending on
+  // which mode preceded it, causal 8K on the H100, 2026-11-27). The start event then also sits
+  // behind queued device work, so the host's launch latency stays out of every region.
   std::vector<std::vector<float>> times(n);
   for (int r = 0; r < std::max(1, reps); ++r) {
     for (size_t i = 0; i < n; ++i) {
       at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+      for (int j = 0; j < batch[i] / 2; ++j) fs[i]();
       start.record();
       for (int j = 0; j < batch[i]; ++j) fs[i]();
       stop.record();

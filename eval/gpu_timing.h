@@ -17,7 +17,9 @@ namespace xattn::eval {
 double median_ms(const std::function<void()>& f, int warmup, int reps, double min_region_ms = 0);
 // The same for several callables whose times are compared (a baseline and the modes measured
 // against it): warm-up and timed repetitions run in rounds, each callable once per round in
-// order, so the clocks' drift over the run reaches them alike. One median per callable.
+// order, so the clocks' drift over the run reaches them alike; with min_region_ms, each timed
+// region follows half as many untimed calls of its callable (the clocks settle to its power
+// draw). One median per callable.
 std::vector<double> median_ms_interleaved(const std::vector<std::function<void()>>& fs, int warmup, int reps,
                                           double min_region_ms = 0);
 // Timed region for comparing kernels on a power-capped GPU (benches of kernels against cuDNN).
