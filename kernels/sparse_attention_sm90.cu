@@ -434,7 +434,12 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     if (x.h >= p.q_heads) x.h -= p.q_heads, ++x.b;
     return x;
   };
-  for (int w = w_first; w < w_end; w += w_step, ++j, pw = pos_next(pw)) {
+  // The row loop counts rows (j), not launch indices: the bound is uniform across the CTA, and a
+  // per-row w next to the consumers' 240 registers went to local memory (4 bytes, read and
+  // written every row).
+  const int n_rows = (w_end - w_first + w_step - 1) / w_step;
+  for (; j < n_rows; ++j, pw = pos_next(pw)) {
+    [[maybe_unused]] const int w = w_first + j * w_step;
     const Row row = [&] {
       if constexpr (kProducerWG) {
         if (q_taken) return next;
@@ -736,7 +741,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     bool carry = false;
     q_taken = false;
     if constexpr (kProducerWG) {
-      if (count > 0 && w + w_step < w_end) {
+      if (count > 0 && j + 1 < n_rows) {
         // This row's last S retired at its last step (or its first block's wait).
         next = row_in(pos_next(pw));
         take_q(j + 1, next, !o_stage);
