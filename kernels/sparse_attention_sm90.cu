@@ -33,6 +33,9 @@
 // Short rows (at most 128 key blocks): the producer-warpgroup kernel runs persistent, one CTA per
 // SM walking many rows; the producer also loads each row's Q and hands over its metadata, and the
 // consumers score a row's first block during the previous row's last PV (see the row loop).
+// A row's last block, where a consumer warpgroup's rows see at most its keys 0..63 (warpgroup 0 on
+// an aligned causal diagonal; key tails), costs that warpgroup half a softmax and 4 of 8 PV
+// k-slices (kFlagHalfLast); S stays one m64n128 GEMM (see issue_pv and NOTES.md, session 13).
 // A row's O leaves through the Q buffer (free once the next row's Q is in registers, or, at a
 // CTA's last row, once the storer has emptied it) and a TMA store issued by a second producer
 // warp, instead of each consumer thread's 4-byte stores, which held the tensor cores ~2.8 us per
@@ -301,8 +304,8 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
           // its wait and arrives on meta_empty, which the next row's stores wait for.
           Row r = row_of(w);
           r.n_full = find_n_full(r);
-          // Half bits: consumer warpgroup g's 64 rows see at most the first 64 keys of the row's
-          // last block (causal, the diagonal block of an aligned row for warpgroup 0; or a key tail
+          // Half bits: bit i is set when consumer warpgroup i's 64 rows see at most the first 64
+          // keys of the row's last block (causal, the diagonal block of an aligned row for warpgroup 0; or a key tail
           // of at most 64): its softmax there takes columns 0..63 only and its PV 4 of 8 k-slices.
           int half = 0;
           if ((flags & kFlagHalfLast) && r.count > 0) {
