@@ -305,8 +305,9 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
           Row r = row_of(w);
           r.n_full = find_n_full(r);
           // Half bits: bit i is set when consumer warpgroup i's 64 rows see at most the first 64
-          // keys of the row's last block (causal, the diagonal block of an aligned row for warpgroup 0; or a key tail
-          // of at most 64): its softmax there takes columns 0..63 only and its PV 4 of 8 k-slices.
+          // keys of the row's last block (causal, the diagonal block of an aligned row for
+          // warpgroup 0; or a key tail of at most 64): its softmax there takes columns 0..63 only
+          // and its PV 4 of 8 k-slices.
           int half = 0;
           if ((flags & kFlagHalfLast) && r.count > 0) {
             const int key0 = r.idx[r.count - 1] * kKeys;
@@ -442,7 +443,6 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   // written every row).
   const int n_rows = (w_end - w_first + w_step - 1) / w_step;
   for (; j < n_rows; ++j, pw = pos_next(pw)) {
-    [[maybe_unused]] const int w = w_first + j * w_step;
     const Row row = [&] {
       if constexpr (kProducerWG) {
         if (q_taken) return next;
@@ -450,7 +450,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         take_q(j, r, true);
         return r;
       } else {
-        return row_of(w);
+        return row_of(w_first + j * w_step);
       }
     }();
     const int I = row.I, h = row.h, b = row.b, hk = row.hk, len = row.len, count = row.count;
@@ -648,7 +648,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       const uint32_t vl = v_lo + x.st * kStageLo;
 #pragma unroll
       for (int kk = 0; kk < kKeys / 32; ++kk) mma_o<T, D>(o, pa[kk], desc_of(vl + kk * 16 * 128 / 16), kk > 0 || !first);
-      if (!(kProducerWG && half)) {
+      if (!half) {
 #pragma unroll
         for (int kk = kKeys / 32; kk < kKeys / 16; ++kk) mma_o<T, D>(o, pa[kk], desc_of(vl + kk * 16 * 128 / 16), 1);
       }
