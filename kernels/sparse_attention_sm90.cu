@@ -86,6 +86,29 @@ constexpr int kFlagOStage = 4;  // producer kernel: O leaves through shared memo
 constexpr int kFlagLazyRescale = 8;  // softmax: the reference maximum lags the exact one by up to 8 (log2)
 constexpr int kFlagHalfLast = 16;    // producer kernel: a row's last block at half width where a warpgroup sees <= 64 keys
 
+// Event trace, in diagnosis builds only (scripts/attn_trace.cu compiles this file with
+// XATTN_ATTN_TRACE; XATTN_ATTN_TRACE_STEPS adds events inside the steps, which slow them): every
+// warp of a CTA records (clock, event | argument << 8) at the XATTN_TRACE points, all 32 lanes
+// storing the same record (no branch: ptxas serialises wgmma around divergent code), into
+// g_attn_trace[(CTA * kTraceWarps + warp) * kTraceCap + i]. Event numbers name the call sites
+// (scripts/attn_trace.cu has their names).
+struct TraceRec {
+  uint32_t t;       // %clock (differences wrap correctly)
+  uint32_t ev_arg;  // event | argument << 8
+};
+constexpr int kTraceWarps = 12, kTraceCap = 8192;
+#ifdef XATTN_ATTN_TRACE
+__device__ TraceRec* g_attn_trace = nullptr;
+#define XATTN_TRACE(ev, arg) trace(ev, arg)
+#else
+#define XATTN_TRACE(ev, arg) ((void)0)
+#endif
+#ifdef XATTN_ATTN_TRACE_STEPS
+#define XATTN_TRACE_STEP(ev, arg) trace(ev, arg)
+#else
+#define XATTN_TRACE_STEP(ev, arg) ((void)0)
+#endif
+
 template <int D>
 struct alignas(1024) SmemT {
   unsigned char q[D / 64][kHalfBytes];
@@ -187,6 +210,20 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   SmemT<D>& sm = *reinterpret_cast<SmemT<D>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   constexpr int kO = D / 2;  // O accumulators per thread (m64nD)
+#ifdef XATTN_ATTN_TRACE
+  __shared__ TraceRec* trace_at[kTraceWarps];  // the warp's next record
+  if (threadIdx.x < kTraceWarps)
+    trace_at[threadIdx.x] = g_attn_trace + (static_cast<int64_t>(blockIdx.x) * kTraceWarps + threadIdx.x) * kTraceCap;
+  __syncthreads();
+  auto trace = [&](int ev, int arg) {
+    TraceRec* r = trace_at[threadIdx.x / 32];
+    uint32_t t;
+    asm volatile("mov.u32 %0, %%clock;" : "=r"(t));
+    *r = TraceRec{t, static_cast<uint32_t>(ev) | static_cast<uint32_t>(arg) << 8};
+    __syncwarp();
+    trace_at[threadIdx.x / 32] = r + 1;
+  };
+#endif
   constexpr bool kTma = kLoad != Load::kCpAsync;
   constexpr bool kProducerWG = kLoad == Load::kTmaProducer;
 
@@ -302,6 +339,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
           // of stalling both consumer warpgroups at every row start (~4 dependent L2 reads). Lane
           // 0's arrive on meta_full releases the stores; each consumer thread reads them after
           // its wait and arrives on meta_empty, which the next row's stores wait for.
+          XATTN_TRACE(40, j);
           Row r = row_of(w);
           r.n_full = find_n_full(r);
           // Half bits: bit i is set when consumer warpgroup i's 64 rows see at most the first 64
@@ -323,7 +361,9 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
             sm.meta[3] = half;
             tma::mbar_arrive(smem_u32(&sm.meta_full));
           }
+          XATTN_TRACE(41, r.count);
           if (j > 0) tma::mbar_wait(smem_u32(&sm.q_empty), (j - 1) & 1);  // the consumers hold the last Q
+          XATTN_TRACE(42, j);
           if (producer) {
             const uint32_t qf = smem_u32(&sm.q_full);
             tma::mbar_expect_tx(qf, kRows * D * sizeof(T));
@@ -336,7 +376,9 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
             if (t % 32 == 0) window = t + lane < r.count ? r.idx[t + lane] : 0;
             const int key0 = __shfl_sync(0xffffffffu, window, t % 32) * kKeys;
             const int st = n % kStages;
+            XATTN_TRACE(43, t);
             if (n >= kStages) tma::mbar_wait(smem_u32(&sm.empty[st]), ((n - kStages) / kStages) & 1);
+            XATTN_TRACE(44, t);
             if (producer) {
               const uint32_t full = smem_u32(&sm.full[st]);
               tma::mbar_expect_tx(full, 2u * kKeys * D * sizeof(T));
@@ -363,7 +405,9 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         for (int w = w_first; w < w_end; w += w_step) {
           const Row r = row_of(w);
           if (r.count == 0) continue;
+          XATTN_TRACE(50, k);
           tma::mbar_wait(smem_u32(&sm.o_full), k++ & 1);
+          XATTN_TRACE(51, k);
           if (lane == 0) {
 #pragma unroll
             for (int half = 0; half < D / 64; ++half)
@@ -373,6 +417,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
             tma::mbar_arrive_count(smem_u32(&sm.q_empty), kThreads / 32);
           }
           __syncwarp();
+          XATTN_TRACE(52, k);
         }
         if (lane == 0) tma::bulk_wait_all<0>();
       }
@@ -413,16 +458,20 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   // when this row's end stages the previous row's O in the buffer (release = false).
   const bool o_stage = kProducerWG && (flags & kFlagOStage) != 0;
   auto take_q = [&](int ordinal, Row& r, bool release) {
+    XATTN_TRACE(2, ordinal);
     tma::mbar_wait(smem_u32(&sm.meta_full), ordinal & 1);
+    XATTN_TRACE(3, ordinal);
     r.count = sm.meta[0];
     r.n_full = sm.meta[1];
     r.len = sm.meta[2];
     r.half = (sm.meta[3] >> wg) & 1;
     tma::mbar_arrive(smem_u32(&sm.meta_empty));
     tma::mbar_wait(smem_u32(&sm.q_full), ordinal & 1);
+    XATTN_TRACE(4, ordinal);
     load_q_fragments();
     __syncwarp();
     if (release && lane == 0) tma::mbar_arrive(smem_u32(&sm.q_empty));
+    XATTN_TRACE(5, ordinal);
   };
   // The consumers walk w, w + w_step, ... as digits: w_step's digits are added with carries (a few
   // adds and compares per row) instead of integer divisions by runtime values in every warp
@@ -443,6 +492,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   // written every row).
   const int n_rows = (w_end - w_first + w_step - 1) / w_step;
   for (; j < n_rows; ++j, pw = pos_next(pw)) {
+    XATTN_TRACE(1, j);
     const Row row = [&] {
       if constexpr (kProducerWG) {
         if (q_taken) return next;
@@ -454,6 +504,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       }
     }();
     const int I = row.I, h = row.h, b = row.b, hk = row.hk, len = row.len, count = row.count;
+    XATTN_TRACE(6, count | (carried ? 1 << 16 : 0));
     const int32_t* idx = row.idx;
     const int r0 = I * kRows;
     const int row_a = r0 + wg * 64 + warp * 16 + g, row_b = row_a + 8;
@@ -675,6 +726,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     constexpr std::true_type kMask{};
     constexpr std::false_type kNoMask{};
 
+    XATTN_TRACE(7, 0);
     if (count > 0 && !carried) {
       if constexpr (kProducerWG) {
         wait_full(slot0);
@@ -695,6 +747,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       if (n_full > 0) softmax(0, kNoMask);
       else softmax(0, kMask);
       to_pa();
+      XATTN_TRACE(8, 0);
     }
     // Per step, as FA3 orders it: S(t+1) and PV(t) go to the tensor cores back to back; the
     // softmax of block t+1 is written to run while PV(t) is still in flight (it reads pa and writes
@@ -703,8 +756,11 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     auto step = [&](int t, Slot& x, auto masked) {
       const Slot y = advance(x);
       if constexpr (kTma) {
+        XATTN_TRACE_STEP(30, t);
         wait_full(y);  // K(t+1), V(t+1) landed
+        XATTN_TRACE_STEP(31, t);
         my_turn();
+        XATTN_TRACE_STEP(32, t);
         issue_s(y);
         if constexpr (!kProducerWG) {
           if (producer) tma_kv(t + 2);
@@ -719,9 +775,13 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       }
       issue_pv(x, t == 0, false);
       pass_turn(false);
+      XATTN_TRACE_STEP(33, t);
       wgmma::wait<1>();    // S(t+1) done
+      XATTN_TRACE_STEP(34, t);
       softmax(t + 1, masked);
+      XATTN_TRACE_STEP(35, t);
       wgmma::wait<0>();    // PV(t) done
+      XATTN_TRACE_STEP(36, t);
       wgmma::fence_operand(o);
       if constexpr (kTma) {
         __syncwarp();
@@ -734,6 +794,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     Slot cur = slot0;  // block t's
     for (; t + 1 < n_full; ++t) step(t, cur, kNoMask);
     for (; t + 1 < count; ++t) step(t, cur, kMask);
+    XATTN_TRACE(9, count);
     // (count > 0: cur is the last block's slot.)
     // This row's softmax state, for its epilogue (the next row's first block may overwrite it).
     float em_a = m_a, em_b = m_b, el_a = l_a, el_b = l_b;
@@ -760,19 +821,25 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       l_a = l_b = 0.f;
       const int nra = next.I * kRows + wg * 64 + warp * 16 + g;
       wait_full(advance(cur));  // the next row's block 0 follows this row's blocks in the stream
+      XATTN_TRACE(10, 0);
       my_turn();
+      XATTN_TRACE(11, 0);
       issue_s(advance(cur));
       issue_pv(cur, count == 1, row.half);
       pass_turn(false);
+      XATTN_TRACE(12, 0);
       wgmma::wait<1>();
+      XATTN_TRACE(13, 0);
       if (next.n_full > 0) softmax_in(next.idx, 0, next.len, nra, nra + 8, kNoMask, false);
       else softmax_in(next.idx, 0, next.len, nra, nra + 8, kMask, next.count == 1 && next.half);
+      XATTN_TRACE(14, 0);
     } else if (count > 0) {
       my_turn();
       issue_pv(cur, count == 1, row.half);
       pass_turn(true);
     }
     wgmma::wait<0>();
+    XATTN_TRACE(15, 0);
     wgmma::fence_operand(o);
     cp_async_wait<0>();
     if constexpr (kProducerWG) {  // the last block's stage goes back too: the next row's blocks reuse it
@@ -782,6 +849,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       }
     }
     if (carry) to_pa();  // the next row's first P (its PV is issued with that row's second S)
+    XATTN_TRACE(16, 0);
 
 #pragma unroll
     for (int x = 1; x < 4; x <<= 1) {
@@ -789,6 +857,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       el_b += __shfl_xor_sync(0xffffffffu, el_b, x);
     }
     const float ia = el_a > 0.f ? fast_rcp(el_a) : 0.f, ib = el_b > 0.f ? fast_rcp(el_b) : 0.f;
+    XATTN_TRACE(17, 0);
     if (count == 0) {  // no PV wrote O: zeros (O holds the previous row's values or nothing)
 #pragma unroll
       for (int i = 0; i < kO; ++i) o[i] = 0.f;
@@ -806,6 +875,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       // 506.3 vs 496.5 / 493.7, 35% 509.9 / 499.2 vs 488.6 / 490.6, causal-16k 25% 544.1 / 539.4
       // vs 531.0 / 515.2.)
       if (!q_taken) tma::mbar_wait(smem_u32(&sm.q_empty), j & 1);
+      XATTN_TRACE(18, 0);
       // stmatrix, four 8 x 8 matrices per instruction (kO / 8 per thread instead of kO / 2 4-byte
       // stores): matrix mi = lane / 8 is column group jj = 2 i + mi / 2 of rows (mi % 2) * 8 + ...
       // of the warp's 16; lane % 8 gives the row, whose 16-byte chunk jj % 8 sits at chunk
@@ -820,9 +890,11 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         stmatrix_x4(at, pack2<T>(o[4 * jj] * ia, o[4 * jj + 1] * ia), pack2<T>(o[4 * jj + 2] * ib, o[4 * jj + 3] * ib),
                     pack2<T>(o[4 * jj + 4] * ia, o[4 * jj + 5] * ia), pack2<T>(o[4 * jj + 6] * ib, o[4 * jj + 7] * ib));
       }
+      XATTN_TRACE(19, 0);
       wgmma::fence_proxy_async();  // visible to the TMA copy (the async proxy)
       __syncwarp();
       if (lane == 0) tma::mbar_arrive(smem_u32(&sm.o_full));
+      XATTN_TRACE(20, 0);
     } else {
       T* og = static_cast<T*>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
 #pragma unroll
@@ -839,6 +911,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
       if (row_a < p.q_len) lse[row_a] = el_a > 0.f ? (em_a + log2f(el_a)) / kLog2e : -INFINITY;
       if (row_b < p.q_len) lse[row_b] = el_b > 0.f ? (em_b + log2f(el_b)) / kLog2e : -INFINITY;
     }
+    XATTN_TRACE(21, 0);
     carried = carry;
     n0 += count;
   }  // rows
