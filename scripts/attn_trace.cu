@@ -10,10 +10,16 @@
 // Build (CPU machine, no GPU needed; without -DXATTN_ATTN_TRACE it only times the launches):
 //   nvcc -I. -O3 -DNDEBUG -std=c++17 --expt-relaxed-constexpr -gencode=arch=compute_90a,code=sm_90a
 //        -DXATTN_ATTN_TRACE scripts/attn_trace.cu -o out/attn_trace
-// Run: out/attn_trace [L=8192] [ratio...]   (ratio 1 = dense; default 1 0.2 0.25)
+// Run: out/attn_trace [L=8192] [ratio...]   (ratio 1 = dense; default 1 0.2 0.25); REPS=n sets the
+// timed launches per mask (200; 1500 gives steadier clocks), and a checksum of the output is
+// printed to compare kernel versions.
+// Reading the tables: each event costs the warp ~80 cycles, and a wait on an mbarrier whose data
+// is long there still read ~300-450 cycles (session 14: with the metadata four rows ahead the
+// consumers' "take_q -> meta here" stayed at ~430), so short intervals are upper bounds.
 #include "kernels/sparse_attention_sm90.cu"
 
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <random>
 #include <string>
@@ -182,6 +188,18 @@ void run(int L, double ratio, int ctas_cap) {
   float ms = 0;
   CK(cudaEventElapsedTime(&ms, e0, e1));
   ms /= reps;
+  {  // a checksum of the output, to compare kernel versions
+    std::vector<uint16_t> ho(nq);
+    CK(cudaMemcpy(ho.data(), o, nq * 2, cudaMemcpyDeviceToHost));
+    double sum = 0, asum = 0;
+    for (int64_t i = 0; i < nq; ++i) {
+      uint32_t bits = uint32_t(ho[i]) << 16;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      sum += f * double(1 + i % 7), asum += std::fabs(f);
+    }
+    std::printf("checksum %.6e %.6e\n", sum, asum);
+  }
   const double flops = 4.0 * 128 * 128 * 128 * double(kept);
   std::printf("\n== L %d, ratio %.2f: %lld kept blocks (density %.4f), %d CTAs, %.4f ms, %.1f TF/s (%s)\n", L, ratio,
               (long long)kept, double(kept) / (double(Hq) * qb * (qb + 1) / 2), ctas, ms, flops / ms / 1e9,
