@@ -96,7 +96,7 @@ struct TraceRec {
   uint32_t t;       // %clock (differences wrap correctly)
   uint32_t ev_arg;  // event | argument << 8
 };
-constexpr int kTraceWarps = 12, kTraceCap = 8192;
+[[maybe_unused]] constexpr int kTraceWarps = 12, kTraceCap = 8192;
 #ifdef XATTN_ATTN_TRACE
 __device__ TraceRec* g_attn_trace = nullptr;
 #define XATTN_TRACE(ev, arg) trace(ev, arg)

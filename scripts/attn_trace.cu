@@ -10,9 +10,14 @@
 // Build (CPU machine, no GPU needed; without -DXATTN_ATTN_TRACE it only times the launches):
 //   nvcc -I. -O3 -DNDEBUG -std=c++17 --expt-relaxed-constexpr -gencode=arch=compute_90a,code=sm_90a
 //        -DXATTN_ATTN_TRACE scripts/attn_trace.cu -o out/attn_trace
-// Run: out/attn_trace [L=8192] [ratio...]   (ratio 1 = dense; default 1 0.2 0.25); REPS=n sets the
-// timed launches per mask (200; 1500 gives steadier clocks), and a checksum of the output is
-// printed to compare kernel versions.
+// Run: out/attn_trace [L=8192] [ratio...]   (ratio 1 = dense; default 1 0.2 0.25); WARM=n and
+// REPS=n set the untimed and timed launches per mask (20, 200), MASK_DIR the bench's inputs and
+// masks (scripts/mkmask.py), and a checksum of the output is printed to compare kernel versions.
+// Its TF/s are not the bench's: between masks the process copies and checks the output and
+// uploads the next mask, the GPU idles and its clocks recover from the power cap, and the sparse
+// masks then read ~4% faster than in `xattn bench attention` (same kernel, inputs and mask: 20%
+// at 503-506 vs 478-487 TF/s, dense 560-567 in both; under ncu's fixed clocks both launches take
+// 259-263 us; H100, 2026-11-27). Use it to compare kernel builds against each other.
 // Reading the tables: each event costs the warp ~80 cycles, and a wait on an mbarrier whose data
 // is long there still read ~300-450 cycles (session 14: with the metadata four rows ahead the
 // consumers' "take_q -> meta here" stayed at ~430), so short intervals are upper bounds.
@@ -127,9 +132,23 @@ void run(int L, double ratio, int ctas_cap) {
   CK(cudaMalloc(&o, nq * 2));
   CK(cudaMalloc(&k, nk * 2));
   CK(cudaMalloc(&v, nk * 2));
-  fill_normal<<<1024, 256>>>(q, nq, 1);
-  fill_normal<<<1024, 256>>>(k, nk, 2);
-  fill_normal<<<1024, 256>>>(v, nk, 3);
+  // MASK_DIR (optional): q.bin, k.bin, v.bin (bf16, [1, L, H, 128]) and idx-R.bin / cnt-R.bin
+  // (int32, R = the ratio as %.2f) from elsewhere, e.g. torch.ops.xattn.estimate on the bench's
+  // inputs; whatever is missing is generated here.
+  const char* dir = std::getenv("MASK_DIR");
+  auto load = [&](const std::string& name, void* dst, size_t bytes) {
+    if (!dir) return false;
+    FILE* f = std::fopen((std::string(dir) + "/" + name).c_str(), "rb");
+    if (!f) return false;
+    std::vector<char> buf(bytes);
+    const bool ok = std::fread(buf.data(), 1, bytes, f) == bytes;
+    std::fclose(f);
+    if (ok) CK(cudaMemcpy(dst, buf.data(), bytes, cudaMemcpyHostToDevice));
+    return ok;
+  };
+  if (!load("q.bin", q, nq * 2)) fill_normal<<<1024, 256>>>(q, nq, 1);
+  if (!load("k.bin", k, nk * 2)) fill_normal<<<1024, 256>>>(k, nk, 2);
+  if (!load("v.bin", v, nk * 2)) fill_normal<<<1024, 256>>>(v, nk, 3);
   std::vector<int32_t> idx(size_t(B) * Hq * qb * kb, 0), cnt(size_t(B) * Hq * qb, 0);
   std::mt19937 rng(7);
   int64_t kept = 0;
@@ -151,6 +170,20 @@ void run(int L, double ratio, int ctas_cap) {
       cnt[size_t(h) * qb + i] = m;
       kept += m;
     }
+  char rname[32];
+  std::snprintf(rname, sizeof(rname), "%.2f", ratio);
+  if (dir) {
+    FILE* fi = std::fopen((std::string(dir) + "/idx-" + rname + ".bin").c_str(), "rb");
+    FILE* fc = std::fopen((std::string(dir) + "/cnt-" + rname + ".bin").c_str(), "rb");
+    if (fi && fc && std::fread(idx.data(), 4, idx.size(), fi) == idx.size() &&
+        std::fread(cnt.data(), 4, cnt.size(), fc) == cnt.size()) {
+      kept = 0;
+      for (int32_t c : cnt) kept += c;
+      std::printf("(mask from %s)\n", dir);
+    }
+    if (fi) std::fclose(fi);
+    if (fc) std::fclose(fc);
+  }
   int32_t *didx, *dcnt;
   CK(cudaMalloc(&didx, idx.size() * 4));
   CK(cudaMalloc(&dcnt, cnt.size() * 4));
@@ -179,7 +212,8 @@ void run(int L, double ratio, int ctas_cap) {
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
-  for (int i = 0; i < 20; ++i) CK(block_sparse_attention_sm90(p, nullptr));
+  const int warm = std::getenv("WARM") ? std::atoi(std::getenv("WARM")) : 20;
+  for (int i = 0; i < warm; ++i) CK(block_sparse_attention_sm90(p, nullptr));
   const int reps = std::getenv("REPS") ? std::atoi(std::getenv("REPS")) : 200;
   CK(cudaEventRecord(e0));
   for (int i = 0; i < reps; ++i) CK(block_sparse_attention_sm90(p, nullptr));
