@@ -215,13 +215,15 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   if (threadIdx.x < kTraceWarps)
     trace_at[threadIdx.x] = g_attn_trace + (static_cast<int64_t>(blockIdx.x) * kTraceWarps + threadIdx.x) * kTraceCap;
   __syncthreads();
-  auto trace = [&](int ev, int arg) {
-    TraceRec* r = trace_at[threadIdx.x / 32];
+  auto trace = [&](int ev, int arg) {  // a full region keeps overwriting its last record
+    const int wi = threadIdx.x / 32;
+    TraceRec* r = trace_at[wi];
+    TraceRec* last = g_attn_trace + (static_cast<int64_t>(blockIdx.x) * kTraceWarps + wi + 1) * kTraceCap - 1;
     uint32_t t;
     asm volatile("mov.u32 %0, %%clock;" : "=r"(t));
     *r = TraceRec{t, static_cast<uint32_t>(ev) | static_cast<uint32_t>(arg) << 8};
     __syncwarp();
-    trace_at[threadIdx.x / 32] = r + 1;
+    trace_at[wi] = r < last ? r + 1 : r;
   };
 #endif
   constexpr bool kTma = kLoad != Load::kCpAsync;

@@ -190,9 +190,7 @@ void run(int L, double ratio, int ctas_cap) {
   CK(cudaMemcpy(didx, idx.data(), idx.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(dcnt, cnt.data(), cnt.size() * 4, cudaMemcpyHostToDevice));
 
-  int sms = 132;
-  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  const int ctas = std::min(ctas_cap, B * Hq * qb);
+  const int ctas = std::min(ctas_cap, B * Hq * qb);  // the persistent launch (L <= 16K, see main)
   const size_t trace_n = size_t(ctas) * kTraceWarps * kTraceCap;
   TraceRec* tr;
   CK(cudaMalloc(&tr, trace_n * sizeof(TraceRec)));
@@ -248,6 +246,10 @@ void run(int L, double ratio, int ctas_cap) {
   CK(cudaDeviceSynchronize());
   std::vector<TraceRec> h(trace_n);
   CK(cudaMemcpy(h.data(), tr, trace_n * sizeof(TraceRec), cudaMemcpyDeviceToHost));
+  for (size_t w = 0; w < size_t(ctas) * kTraceWarps; ++w)
+    if (EV(h[(w + 1) * kTraceCap - 1]))
+      std::printf("warning: CTA %zu warp %zu filled its %d records (the rest of its trace is lost)\n", w / kTraceWarps,
+                  w % kTraceWarps, kTraceCap);
 
 
   const double rows = double(B) * Hq * qb;
@@ -300,6 +302,10 @@ void run(int L, double ratio, int ctas_cap) {
 using namespace attn_trace;
 int main(int argc, char** argv) {
   const int L = argc > 1 ? std::atoi(argv[1]) : 8192;
+  if (L % 128 != 0 || L < 128 || L > 16384) {
+    std::fprintf(stderr, "L must be a multiple of 128 up to 16384 (the persistent kernel, one CTA per SM)\n");
+    return 2;
+  }
   std::vector<double> ratios;
   for (int i = 2; i < argc; ++i) ratios.push_back(std::atof(argv[i]));
   if (ratios.empty()) ratios = {1.0, 0.2, 0.25};
