@@ -90,8 +90,9 @@ constexpr int kFlagHalfLast = 16;    // producer kernel: a row's last block at h
 // XATTN_ATTN_TRACE; XATTN_ATTN_TRACE_STEPS adds events inside the steps, which slow them): every
 // warp of a CTA records (clock, event | argument << 8) at the XATTN_TRACE points, all 32 lanes
 // storing the same record (no branch: ptxas serialises wgmma around divergent code), into
-// g_attn_trace[(CTA * kTraceWarps + warp) * kTraceCap + i]. Event numbers name the call sites
-// (scripts/attn_trace.cu has their names).
+// g_attn_trace[(CTA * kTraceWarps + warp) * kTraceCap + i], CTA = blockIdx.x: one region per CTA
+// of the persistent producer kernel's 1-D grid (the harness launches only that one). Event
+// numbers name the call sites (scripts/attn_trace.cu has their names).
 struct TraceRec {
   uint32_t t;       // %clock (differences wrap correctly)
   uint32_t ev_arg;  // event | argument << 8
@@ -103,7 +104,7 @@ __device__ TraceRec* g_attn_trace = nullptr;
 #else
 #define XATTN_TRACE(ev, arg) ((void)0)
 #endif
-#ifdef XATTN_ATTN_TRACE_STEPS
+#if defined(XATTN_ATTN_TRACE) && defined(XATTN_ATTN_TRACE_STEPS)
 #define XATTN_TRACE_STEP(ev, arg) trace(ev, arg)
 #else
 #define XATTN_TRACE_STEP(ev, arg) ((void)0)
