@@ -4,7 +4,8 @@
 // top-ratio-like mask (per row ceil(ratio * causal blocks), the diagonal and block 0 always kept,
 // the others drawn at random), and prints for each mask:
 //   - the launch time (with the trace's stores, so a little slower than `xattn bench`),
-//   - the share of the consumer warps' time in each state (between consecutive events),
+//   - the time between consecutive events, by pair of events, for the consumer, producer and
+//     storer warps,
 //   - a least-squares fit of row time against kept blocks (slope = a step, intercept = a row's
 //     own cost, in cycles), and the CTAs' spread (busiest over mean).
 // Build (CPU machine, no GPU needed; without -DXATTN_ATTN_TRACE it only times the launches):
@@ -23,6 +24,8 @@
 // consumers' "take_q -> meta here" stayed at ~430), so short intervals are upper bounds.
 #include "kernels/sparse_attention_sm90.cu"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -31,7 +34,6 @@
 #include <vector>
 
 namespace attn_trace {
-using xattn::kernels::TraceRec;
 using namespace xattn::kernels;
 
 inline int EV(const TraceRec& r) { return int(r.ev_arg & 0xff); }
@@ -150,39 +152,40 @@ void run(int L, double ratio, int ctas_cap) {
   if (!load("k.bin", k, nk * 2)) fill_normal<<<1024, 256>>>(k, nk, 2);
   if (!load("v.bin", v, nk * 2)) fill_normal<<<1024, 256>>>(v, nk, 3);
   std::vector<int32_t> idx(size_t(B) * Hq * qb * kb, 0), cnt(size_t(B) * Hq * qb, 0);
-  std::mt19937 rng(7);
   int64_t kept = 0;
-  for (int h = 0; h < Hq; ++h)
-    for (int i = 0; i < qb; ++i) {
-      const int n = i + 1;
-      int want = std::max(1, int(std::ceil(n * ratio - 1e-9)));
-      std::vector<char> keep(n, 0);
-      keep[i] = 1, keep[0] = 1;
-      int have = n == 1 ? 1 : 2;
-      while (have < want) {
-        const int c = int(rng() % n);
-        if (!keep[c]) keep[c] = 1, ++have;
-      }
-      int32_t* row = &idx[(size_t(h) * qb + i) * kb];
-      int m = 0;
-      for (int c = 0; c < n; ++c)
-        if (keep[c]) row[m++] = c;
-      cnt[size_t(h) * qb + i] = m;
-      kept += m;
-    }
   char rname[32];
   std::snprintf(rname, sizeof(rname), "%.2f", ratio);
+  bool from_file = false;
   if (dir) {
     FILE* fi = std::fopen((std::string(dir) + "/idx-" + rname + ".bin").c_str(), "rb");
     FILE* fc = std::fopen((std::string(dir) + "/cnt-" + rname + ".bin").c_str(), "rb");
-    if (fi && fc && std::fread(idx.data(), 4, idx.size(), fi) == idx.size() &&
-        std::fread(cnt.data(), 4, cnt.size(), fc) == cnt.size()) {
-      kept = 0;
-      for (int32_t c : cnt) kept += c;
-      std::printf("(mask from %s)\n", dir);
-    }
+    from_file = fi && fc && std::fread(idx.data(), 4, idx.size(), fi) == idx.size() &&
+                std::fread(cnt.data(), 4, cnt.size(), fc) == cnt.size();
     if (fi) std::fclose(fi);
     if (fc) std::fclose(fc);
+    if (from_file) std::printf("(mask from %s)\n", dir);
+  }
+  if (from_file) {
+    for (int32_t c : cnt) kept += c;
+  } else {  // ceil(ratio x causal blocks) per row: block 0, the diagonal, the others at random
+    std::mt19937 rng(7);
+    for (int h = 0; h < Hq; ++h)
+      for (int i = 0; i < qb; ++i) {
+        const int n = i + 1, want = std::max(1, int(std::ceil(n * ratio - 1e-9)));
+        std::vector<char> keep(n, 0);
+        keep[i] = 1, keep[0] = 1;
+        int have = n == 1 ? 1 : 2;
+        while (have < want) {
+          const int c = int(rng() % n);
+          if (!keep[c]) keep[c] = 1, ++have;
+        }
+        int32_t* row = &idx[(size_t(h) * qb + i) * kb];
+        int m = 0;
+        for (int c = 0; c < n; ++c)
+          if (keep[c]) row[m++] = c;
+        cnt[size_t(h) * qb + i] = m;
+        kept += m;
+      }
   }
   int32_t *didx, *dcnt;
   CK(cudaMalloc(&didx, idx.size() * 4));
@@ -191,10 +194,10 @@ void run(int L, double ratio, int ctas_cap) {
   CK(cudaMemcpy(dcnt, cnt.data(), cnt.size() * 4, cudaMemcpyHostToDevice));
 
   const int ctas = std::min(ctas_cap, B * Hq * qb);  // the persistent launch (L <= 16K, see main)
+#ifdef XATTN_ATTN_TRACE
   const size_t trace_n = size_t(ctas) * kTraceWarps * kTraceCap;
   TraceRec* tr;
   CK(cudaMalloc(&tr, trace_n * sizeof(TraceRec)));
-#ifdef XATTN_ATTN_TRACE
   CK(cudaMemcpyToSymbol(g_attn_trace, &tr, sizeof(tr)));
 #endif
 
@@ -235,12 +238,10 @@ void run(int L, double ratio, int ctas_cap) {
   const double flops = 4.0 * 128 * 128 * 128 * double(kept);
   std::printf("\n== L %d, ratio %.2f: %lld kept blocks (density %.4f), %d CTAs, %.4f ms, %.1f TF/s (%s)\n", L, ratio,
               (long long)kept, double(kept) / (double(Hq) * qb * (qb + 1) / 2), ctas, ms, flops / ms / 1e9,
-#ifdef XATTN_ATTN_TRACE
-              "traced build");
-#else
+#ifndef XATTN_ATTN_TRACE
               "untraced build");
-#endif
-#ifdef XATTN_ATTN_TRACE
+#else
+              "traced build");
   CK(cudaMemset(tr, 0, trace_n * sizeof(TraceRec)));
   CK(block_sparse_attention_sm90(p, nullptr));
   CK(cudaDeviceSynchronize());
@@ -250,8 +251,6 @@ void run(int L, double ratio, int ctas_cap) {
     if (EV(h[(w + 1) * kTraceCap - 1]))
       std::printf("warning: CTA %zu warp %zu filled its %d records (the rest of its trace is lost)\n", w / kTraceWarps,
                   w % kTraceWarps, kTraceCap);
-
-
   const double rows = double(B) * Hq * qb;
   // Row fit on warp 4 (consumer warpgroup 0, warp 0) and warp 8 (warpgroup 1).
   for (int fw : {4, 8}) {
@@ -294,8 +293,9 @@ void run(int L, double ratio, int ctas_cap) {
   pair_table(h, ctas, 4, 12, rows, "consumer warps");
   pair_table(h, ctas, 0, 1, rows, "producer warp");
   pair_table(h, ctas, 1, 2, rows, "storer warp");
+  cudaFree(tr);
 #endif
-  cudaFree(q), cudaFree(k), cudaFree(v), cudaFree(o), cudaFree(didx), cudaFree(dcnt), cudaFree(tr);
+  cudaFree(q), cudaFree(k), cudaFree(v), cudaFree(o), cudaFree(didx), cudaFree(dcnt);
 }
 }  // namespace attn_trace
 
