@@ -216,10 +216,31 @@ void run(int L, double ratio, int ctas_cap) {
   const int warm = std::getenv("WARM") ? std::atoi(std::getenv("WARM")) : 20;
   for (int i = 0; i < warm; ++i) CK(block_sparse_attention_sm90(p, nullptr));
   const int reps = std::getenv("REPS") ? std::atoi(std::getenv("REPS")) : 200;
+  // CHUNK=n: also the time of every n consecutive launches (how the rate moves within the run).
+  const int chunk = std::getenv("CHUNK") ? std::atoi(std::getenv("CHUNK")) : 0;
+  std::vector<cudaEvent_t> ce;
   CK(cudaEventRecord(e0));
-  for (int i = 0; i < reps; ++i) CK(block_sparse_attention_sm90(p, nullptr));
+  for (int i = 0; i < reps; ++i) {
+    CK(block_sparse_attention_sm90(p, nullptr));
+    if (chunk > 0 && (i + 1) % chunk == 0) {
+      ce.emplace_back();
+      CK(cudaEventCreate(&ce.back()));
+      CK(cudaEventRecord(ce.back()));
+    }
+  }
   CK(cudaEventRecord(e1));
   CK(cudaEventSynchronize(e1));
+  if (!ce.empty()) {
+    std::printf("chunks of %d launches, ms each:", chunk);
+    cudaEvent_t prev = e0;
+    for (cudaEvent_t e : ce) {
+      float cms = 0;
+      CK(cudaEventElapsedTime(&cms, prev, e));
+      std::printf(" %.4f", cms / chunk);
+      prev = e;
+    }
+    std::printf("\n");
+  }
   float ms = 0;
   CK(cudaEventElapsedTime(&ms, e0, e1));
   ms /= reps;
