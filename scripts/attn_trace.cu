@@ -13,7 +13,10 @@
 //        -DXATTN_ATTN_TRACE scripts/attn_trace.cu -o out/attn_trace
 // Run: out/attn_trace [L=8192] [ratio...]   (ratio 1 = dense; default 1 0.2 0.25); WARM=n and
 // REPS=n set the untimed and timed launches per mask (20, 200), MASK_DIR the bench's inputs and
-// masks (scripts/mkmask.py), and a checksum of the output is printed to compare kernel versions.
+// masks (scripts/mkmask.py), CHUNK=n also prints the time of every n consecutive launches (a
+// sparse mode's first ~100 ms run ~5% faster than its steady state under the 700 W cap: use
+// WARM=0 REPS=20000 CHUNK=2000 to see it), and a checksum of the output is printed to compare
+// kernel versions.
 // Its TF/s are not the bench's: between masks the process copies and checks the output and
 // uploads the next mask, the GPU idles and its clocks recover from the power cap, and the sparse
 // masks then read ~4% faster than in `xattn bench attention` (same kernel, inputs and mask: 20%
