@@ -181,7 +181,10 @@ struct AttentionStats {
   at::Tensor density_per_head;  // float64 [H] (empty when dense)
 };
 
-// Dense or XAttention in one call, as the spec says.
+// Dense or XAttention in one call, as the spec says. With `stats`, the call reads the mask's
+// density back from the GPU after queueing the attention: the host then waits for the GPU at
+// every call, so a loop of calls leaves the GPU idle while the host issues the next one (pipelines
+// collect densities without that: pipelines/attention_policy.h reads them back once per run).
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionSpec& spec,
                      const AttentionOptions& opts = {}, AttentionStats* stats = nullptr);
 
