@@ -213,4 +213,7 @@ for s in "${steps[@]}"; do
 done
 echo
 echo "== gpu-run $(date -u +%FT%TZ) on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+# Which card: the same kernels' ratios differ between cards of the same model (causal 8K, 20% /
+# dense: 83% on one H100, 90-91% on another, 2026-11-28), so notes name the card's serial.
+echo "   card $(nvidia-smi --query-gpu=serial,uuid,power.limit,clocks.max.sm --format=csv,noheader 2>/dev/null | head -1)"
 printf '%s\n' "${table[@]}"
