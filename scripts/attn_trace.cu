@@ -21,7 +21,9 @@
 // uploads the next mask, the GPU idles and its clocks recover from the power cap, and the sparse
 // masks then read ~4% faster than in `xattn bench attention` (same kernel, inputs and mask: 20%
 // at 503-506 vs 478-487 TF/s, dense 560-567 in both; under ncu's fixed clocks both launches take
-// 259-263 us; H100, 2026-11-27). Use it to compare kernel builds against each other.
+// 259-263 us; H100, 2026-11-27). A sparse mask's first ~100 ms run ~5% faster still (CHUNK): at
+// causal 8K, 20%, the default REPS=200 lasts ~50 ms, so steady numbers need REPS >= 2000. Use it
+// to compare kernel builds against each other, alternated in one call.
 // Reading the tables: each event costs the warp ~80 cycles, and a wait on an mbarrier whose data
 // is long there still read ~300-450 cycles (session 14: with the metadata four rows ahead the
 // consumers' "take_q -> meta here" stayed at ~430), so short intervals are upper bounds.
@@ -243,6 +245,7 @@ void run(int L, double ratio, int ctas_cap) {
       prev = e;
     }
     std::printf("\n");
+    for (cudaEvent_t e : ce) CK(cudaEventDestroy(e));
   }
   float ms = 0;
   CK(cudaEventElapsedTime(&ms, e0, e1));
@@ -320,6 +323,7 @@ void run(int L, double ratio, int ctas_cap) {
   cudaFree(tr);
 #endif
   cudaFree(q), cudaFree(k), cudaFree(v), cudaFree(o), cudaFree(didx), cudaFree(dcnt);
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
 }
 }  // namespace attn_trace
 

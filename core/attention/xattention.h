@@ -183,8 +183,9 @@ struct AttentionStats {
 
 // Dense or XAttention in one call, as the spec says. With `stats`, the call reads the mask's
 // density back from the GPU after queueing the attention: the host then waits for the GPU at
-// every call, so a loop of calls leaves the GPU idle while the host issues the next one (pipelines
-// collect densities without that: pipelines/attention_policy.h reads them back once per run).
+// every call, so a loop of calls leaves the GPU idle while the host issues the next one. Pipelines
+// collect densities without that: PolicyAttention (pipelines/attention_policy.h) queues each
+// call's sums on the GPU and reads them all back in one copy when its statistics are asked for.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionSpec& spec,
                      const AttentionOptions& opts = {}, AttentionStats* stats = nullptr);
 
