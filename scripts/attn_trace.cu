@@ -15,8 +15,9 @@
 // REPS=n set the untimed and timed launches per mask (20, 200), MASK_DIR the bench's inputs and
 // masks (scripts/mkmask.py), CHUNK=n also prints the time of every n consecutive launches (a
 // sparse mode's first ~100 ms run ~5% faster than its steady state under the 700 W cap: use
-// WARM=0 REPS=20000 CHUNK=2000 to see it), and a checksum of the output is printed to compare
-// kernel versions.
+// WARM=0 REPS=20000 CHUNK=2000 to see it), UNIFORM=1 makes the case non-causal with every row
+// keeping `ratio` blocks (an integer: 2, 4, ... 64; launch time against k gives the per-row cost
+// without the trace's), and a checksum of the output is printed to compare kernel versions.
 // Its TF/s are not the bench's: between masks the process copies and checks the output and
 // uploads the next mask, the GPU idles and its clocks recover from the power cap, and the sparse
 // masks then read ~4% faster than in `xattn bench attention` (same kernel, inputs and mask: 20%
@@ -170,8 +171,30 @@ void run(int L, double ratio, int ctas_cap) {
     if (fc) std::fclose(fc);
     if (from_file) std::printf("(mask from %s)\n", dir);
   }
+  // UNIFORM=1: non-causal, and every row keeps `ratio` blocks (an integer here): block 0 and the
+  // others at random. Rows of one length, without masked blocks: a fit of launch time against k
+  // gives the per-row cost in blocks, free of the trace's own cost.
+  const bool uniform = std::getenv("UNIFORM") && std::atoi(std::getenv("UNIFORM")) != 0;
   if (from_file) {
     for (int32_t c : cnt) kept += c;
+  } else if (uniform) {
+    const int want = std::min(kb, std::max(1, int(ratio)));
+    std::mt19937 rng(11);
+    for (int h = 0; h < Hq; ++h)
+      for (int i = 0; i < qb; ++i) {
+        std::vector<char> keep(kb, 0);
+        keep[0] = 1;
+        for (int have = 1; have < want;) {
+          const int c = int(rng() % kb);
+          if (!keep[c]) keep[c] = 1, ++have;
+        }
+        int32_t* row = &idx[(size_t(h) * qb + i) * kb];
+        int m = 0;
+        for (int c = 0; c < kb; ++c)
+          if (keep[c]) row[m++] = c;
+        cnt[size_t(h) * qb + i] = m;
+        kept += m;
+      }
   } else {  // ceil(ratio x causal blocks) per row: block 0, the diagonal, the others at random
     std::mt19937 rng(7);
     for (int h = 0; h < Hq; ++h)
@@ -214,7 +237,7 @@ void run(int L, double ratio, int ctas_cap) {
   p.k_stride_b = p.v_stride_b = int64_t(L) * Hk * D;
   p.o_stride_l = p.q_stride_l, p.o_stride_h = p.q_stride_h, p.o_stride_b = p.q_stride_b;
   p.batch = B, p.q_len = L, p.k_len = L, p.q_heads = Hq, p.kv_heads = Hk, p.head_dim = D;
-  p.causal = true, p.scale = 1.f / std::sqrt(float(D));
+  p.causal = !uniform, p.scale = 1.f / std::sqrt(float(D));
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
@@ -264,7 +287,7 @@ void run(int L, double ratio, int ctas_cap) {
   }
   const double flops = 4.0 * 128 * 128 * 128 * double(kept);
   std::printf("\n== L %d, ratio %.2f: %lld kept blocks (density %.4f), %d CTAs, %.4f ms, %.1f TF/s (%s)\n", L, ratio,
-              (long long)kept, double(kept) / (double(Hq) * qb * (qb + 1) / 2), ctas, ms, flops / ms / 1e9,
+              (long long)kept, double(kept) / (double(Hq) * qb * (uniform ? kb : (qb + 1) / 2.0)), ctas, ms, flops / ms / 1e9,
 #ifndef XATTN_ATTN_TRACE
               "untraced build");
 #else
