@@ -177,32 +177,16 @@ void run(int L, double ratio, int ctas_cap) {
   const bool uniform = std::getenv("UNIFORM") && std::atoi(std::getenv("UNIFORM")) != 0;
   if (from_file) {
     for (int32_t c : cnt) kept += c;
-  } else if (uniform) {
-    const int want = std::min(kb, std::max(1, int(ratio)));
-    std::mt19937 rng(11);
+  } else {  // causal: ceil(ratio x causal blocks) per row, block 0, the diagonal, the others at random
+    std::mt19937 rng(uniform ? 11 : 7);
     for (int h = 0; h < Hq; ++h)
       for (int i = 0; i < qb; ++i) {
-        std::vector<char> keep(kb, 0);
-        keep[0] = 1;
-        for (int have = 1; have < want;) {
-          const int c = int(rng() % kb);
-          if (!keep[c]) keep[c] = 1, ++have;
-        }
-        int32_t* row = &idx[(size_t(h) * qb + i) * kb];
-        int m = 0;
-        for (int c = 0; c < kb; ++c)
-          if (keep[c]) row[m++] = c;
-        cnt[size_t(h) * qb + i] = m;
-        kept += m;
-      }
-  } else {  // ceil(ratio x causal blocks) per row: block 0, the diagonal, the others at random
-    std::mt19937 rng(7);
-    for (int h = 0; h < Hq; ++h)
-      for (int i = 0; i < qb; ++i) {
-        const int n = i + 1, want = std::max(1, int(std::ceil(n * ratio - 1e-9)));
+        const int n = uniform ? kb : i + 1;
+        const int want = uniform ? std::min(kb, std::max(1, int(ratio))) : std::max(1, int(std::ceil(n * ratio - 1e-9)));
         std::vector<char> keep(n, 0);
-        keep[i] = 1, keep[0] = 1;
-        int have = n == 1 ? 1 : 2;
+        keep[0] = 1;
+        if (!uniform) keep[i] = 1;
+        int have = !uniform && i > 0 ? 2 : 1;
         while (have < want) {
           const int c = int(rng() % n);
           if (!keep[c]) keep[c] = 1, ++have;
