@@ -69,7 +69,7 @@ void time_modes(Table& t, const std::string& name, double dense_flops, const std
       density = fmt(m.mask->density(), 4);
       tfs = fmt(4.0 * 128 * 128 * 128 * static_cast<double>(m.mask->kept.sum().item<int64_t>()) / ms[i] / 1e9, 1);
     } else if (m.stats) {
-      density = fmt(m.stats->density, 4), tfs = "";
+      density = fmt(m.stats->density(), 4), tfs = "";
     } else if (!m.speedup) {
       density = tfs = "";
     }
@@ -138,10 +138,10 @@ Table run_attention_bench(const AttentionBenchConfig& cfg, const ProgressCallbac
     const std::string sname = "(S=" + std::to_string(cfg.stride) + ", top-ratio 0.35)";
     modes.push_back({"ours estimate only " + sname, [&] { att::estimate(q, k, spec.xattention, ow); }, nullptr,
                      nullptr, false});
-    // The timed call asks for no statistics: they read the mask's density back from the GPU, a
-    // synchronisation per call that a pipeline avoids (PolicyAttention reads all layers' densities
-    // back at once) and that left the device idle for the host's next launches (causal 8K: 0.636
-    // ms per call with them, H100, 2026-11-28). One untimed call fills the density column.
+    // The timed call asks for no statistics (two small reductions more). Until 2026-11-28 they read
+    // the density back from the GPU at every call, which left the device idle for the host's next
+    // launches (causal 8K: 0.636 ms per call with them, H100). One untimed call fills the density
+    // column.
     att::attention(q, k, v, spec, ow, &st);
     modes.push_back({"ours estimate+attend " + sname, [&] { att::attention(q, k, v, spec, ow); }, nullptr, &st});
     const size_t first_row = t.rows.size();

@@ -323,12 +323,24 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   const BlockMask mask = estimate(q, k, spec.xattention, opts);
   // Attention is queued before the statistics are read back, so the GPU never waits for the host.
   at::Tensor out = block_sparse_attention(q, k, v, mask, opts).out;
-  if (stats) {
+  if (stats) {  // queued: mask.kept and mask.computable may live in a workspace that the next call reuses
     stats->dense = false;
-    stats->density = mask.density();
-    stats->density_per_head = mask.density_per_head();
+    stats->kept = mask.kept.sum(0);
+    stats->computable = mask.computable.sum(0);
   }
   return out;
+}
+
+double AttentionStats::density() const {
+  if (dense) return 1.0;
+  const at::Tensor both = at::stack({kept.sum(), computable.sum()}).to(at::kCPU);
+  const double c = static_cast<double>(both[1].item<int64_t>());
+  return c > 0 ? static_cast<double>(both[0].item<int64_t>()) / c : 0.0;
+}
+
+at::Tensor AttentionStats::density_per_head() const {
+  if (dense) return at::Tensor();
+  return kept.to(at::kDouble) / computable.to(at::kDouble).clamp_min(1.0);
 }
 
 }  // namespace xattn::attention

@@ -175,17 +175,21 @@ AttentionOutput block_sparse_attention(const at::Tensor& q, const at::Tensor& k,
 AttentionOutput dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                 const AttentionOptions& opts = {}, bool return_lse = false);
 
+// What attention() computed. The sums stay on the call's device: filling them queues two small
+// reductions and reads nothing back, so asking for statistics at every call (DecoderLM's
+// on_attention hook, per layer) does not make the host wait for the GPU. density() and
+// density_per_head() read them back, and that waits for the GPU.
 struct AttentionStats {
   bool dense = true;
-  double density = 1.0;
-  at::Tensor density_per_head;  // float64 [H] (empty when dense)
+  at::Tensor kept;        // int64 [H]: kept blocks per head, over batches and rows (undefined when dense)
+  at::Tensor computable;  // int64 [H]: blocks that hold at least one visible key (undefined when dense)
+  double density() const;               // kept / computable over everything; 1 when dense
+  at::Tensor density_per_head() const;  // float64 [H] on the sums' device; empty when dense
 };
 
-// Dense or XAttention in one call, as the spec says. With `stats`, the call reads the mask's
-// density back from the GPU after queueing the attention: the host then waits for the GPU at
-// every call, so a loop of calls leaves the GPU idle while the host issues the next one. Pipelines
-// collect densities without that: PolicyAttention (pipelines/attention_policy.h) queues each
-// call's sums on the GPU and reads them all back in one copy when its statistics are asked for.
+// Dense or XAttention in one call, as the spec says. `stats` costs no synchronisation (see
+// AttentionStats); PolicyAttention (pipelines/attention_policy.h) likewise queues each call's sums
+// and reads all of them back in one copy when its statistics are asked for.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionSpec& spec,
                      const AttentionOptions& opts = {}, AttentionStats* stats = nullptr);
 

@@ -358,11 +358,16 @@ TEST(XAttention, AttentionDispatchesDenseOrSparse) {
   spec.xattention.threshold = 0.5;
   const at::Tensor sparse = attention(q, k, v, spec, {}, &st);
   EXPECT_FALSE(st.dense);
-  EXPECT_LT(st.density, 1.0);
-  EXPECT_EQ(st.density_per_head.size(0), 2);
+  const BlockMask m = estimate(q, k, spec.xattention);
+  EXPECT_LT(st.density(), 1.0);
+  EXPECT_DOUBLE_EQ(st.density(), m.density());
+  EXPECT_TRUE(at::equal(st.density_per_head(), m.density_per_head()));
+  EXPECT_EQ(st.density_per_head().size(0), 2);
   spec.mode = "dense";
   attention(q, k, v, spec, {}, &st);
   EXPECT_TRUE(st.dense);
+  EXPECT_EQ(st.density(), 1.0);
+  EXPECT_FALSE(st.density_per_head().defined());
 }
 
 TEST(XAttention, BadInputNamesTheTensorOrField) {

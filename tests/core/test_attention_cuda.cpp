@@ -600,6 +600,35 @@ TEST(XAttentionCuda, EstimateWithAWorkspaceReusesItsMemory) {
   }
 }
 
+// attention()'s statistics stay on the GPU until asked for, and a later call that reuses the
+// Workspace (where the estimate leaves its mask and sums) does not change an earlier call's.
+TEST(XAttentionCuda, AttentionStatsOutliveTheWorkspacesNextCall) {
+  REQUIRE_CUDA_KERNELS();
+  at::manual_seed(37);
+  const auto opt = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const at::Tensor q = at::randn({1, 2048, 4, 128}, opt), k = at::randn({1, 2048, 2, 128}, opt),
+                   v = at::randn({1, 2048, 2, 128}, opt);
+  Workspace ws;
+  AttentionOptions o;
+  o.causal = true;
+  o.workspace = &ws;
+  AttentionOptions own = o;
+  own.workspace = nullptr;
+  AttentionSpec first, second;
+  first.xattention.selection = second.xattention.selection = "top_ratio";
+  first.xattention.top_ratio = 0.2;
+  second.xattention.top_ratio = 0.6;
+  AttentionStats a, b;
+  attention(q, k, v, first, o, &a);
+  attention(q, k, v, second, o, &b);
+  EXPECT_TRUE(a.kept.is_cuda());
+  const BlockMask ma = estimate(q, k, first.xattention, own), mb = estimate(q, k, second.xattention, own);
+  EXPECT_LT(ma.density(), mb.density() - 0.2);  // the two calls' statistics differ
+  EXPECT_DOUBLE_EQ(a.density(), ma.density());
+  EXPECT_DOUBLE_EQ(b.density(), mb.density());
+  EXPECT_TRUE(at::allclose(a.density_per_head().cpu(), ma.density_per_head().cpu(), 0, 0));
+}
+
 // The fused QK RMSNorm + rotary kernel against the ATen composition it replaces, on the GPU:
 // bf16 and fp16, head dims 64 and 128, with and without rotation, a row count that is not a
 // multiple of the 8 rows per CTA. Equal up to one unit in the last place (sum-of-squares order);
