@@ -321,7 +321,6 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     return dense_attention(q, k, v, opts).out;
   }
   const BlockMask mask = estimate(q, k, spec.xattention, opts);
-  // Attention is queued before the statistics are read back, so the GPU never waits for the host.
   at::Tensor out = block_sparse_attention(q, k, v, mask, opts).out;
   if (stats) {  // queued: mask.kept and mask.computable may live in a workspace that the next call reuses
     stats->dense = false;

@@ -182,7 +182,7 @@ AttentionOutput dense_attention(const at::Tensor& q, const at::Tensor& k, const 
 struct AttentionStats {
   bool dense = true;
   at::Tensor kept;        // int64 [H]: kept blocks per head, over batches and rows (undefined when dense)
-  at::Tensor computable;  // int64 [H]: blocks that hold at least one visible key (undefined when dense)
+  at::Tensor computable;  // int64 [H]: blocks that could be computed (causal triangle, valid keys; undefined when dense)
   double density() const;               // kept / computable over everything; 1 when dense
   at::Tensor density_per_head() const;  // float64 [H] on the sums' device; empty when dense
 };
