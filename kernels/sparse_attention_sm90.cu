@@ -242,15 +242,25 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   const int len_all = p.k_len;
   // Rows w = (b * Hq + h) * Qb + I' in launch order, I' = I, or Qb - 1 - I for causal rows (they
   // grow with I: the longest start first and the short ones fill the tail). The producer-warpgroup
-  // kernel takes rows x, x + gridDim.x, ... of a 1-D grid: one each when the grid has a CTA per
-  // row, or many when it is persistent (one CTA per SM, see launch_kernel); then its producer loads
-  // the next row's Q and first K/V blocks while the consumers finish the current row, and the
-  // consumers score the next row's first block during this row's last PV. The other kernels take
-  // one row per CTA from the (Qb, Hq, B) grid.
+  // kernel deals the rows of a 1-D grid of G CTAs in waves of G rows, each wave in the other
+  // direction than the one before (a snake): CTA x takes rows x, 2G - 1 - x, 2G + x, 4G - 1 - x,
+  // ... One each when the grid has a CTA per row, or many when it is persistent (one CTA per SM,
+  // see launch_kernel); then its producer loads the next row's Q and first K/V blocks while the
+  // consumers finish the current row, and the consumers score the next row's first block during
+  // this row's last PV. The snake keeps the rows' time order (a wave stays within one or two KV
+  // heads: mixing heads cost the 20% mode ~3.7%, NOTES.md session 16) and evens out the CTAs' sums:
+  // against rows x, x + G, ... (H100, 2026-11-28, harness, causal 8K, TF/s, three runs): dense
+  // 593.2 / 591.4 / 589.2 vs 578.6 / 574.1 / 573.8, 20% 511.9 / 510.6 / 509.8 vs 504.1 / 502.3 /
+  // 501.9, 35% +1.4%, 25% -0.5%. The other kernels take one row per CTA from the (Qb, Hq, B) grid.
   const int w_first = kProducerWG ? static_cast<int>(blockIdx.x)
                                   : static_cast<int>(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z));
-  const int w_end = kProducerWG ? total_rows : w_first + 1;
   const int w_step = kProducerWG ? static_cast<int>(gridDim.x) : 1;
+  auto w_of = [&](int jj) { return jj * w_step + ((jj & 1) ? w_step - 1 - w_first : w_first); };  // the jj-th row
+  const int n_rows = [&] {
+    if (!kProducerWG) return 1;
+    const int waves = total_rows / w_step, rest = total_rows % w_step;  // rest: rows of the last wave
+    return waves + (((waves & 1) ? w_step - 1 - w_first : w_first) < rest ? 1 : 0);
+  }();
   const int off = p.causal ? p.k_len - p.q_len : 0;
   // A block is full when every key of it is below the key length and, causal, on or below the
   // diagonal of the block's first query row; only the others need the per-element mask.
@@ -337,7 +347,8 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         // 621.6 vs 609.5, 25% 583.6 vs 574.8, causal-8k dense 563.7 vs 553.2; short sparse rows
         // within 1% (8K 25% 469.7 vs 469.6): the producer is not what holds those back.
         int n = 0, j = 0;  // K/V stage uses and rows so far
-        for (int w = w_first; w < w_end; w += w_step, ++j) {
+        for (; j < n_rows; ++j) {
+          const int w = w_of(j);
           // The row's metadata goes to the consumers with its Q: its loads run here, ahead, instead
           // of stalling both consumer warpgroups at every row start (~4 dependent L2 reads). Lane
           // 0's arrive on meta_full releases the stores; each consumer thread reads them after
@@ -405,8 +416,8 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         // consumers first need the Q that release lets in, or, at the CTA's last row, wait for
         // the release itself).
         int k = 0;
-        for (int w = w_first; w < w_end; w += w_step) {
-          const Row r = row_of(w);
+        for (int jj = 0; jj < n_rows; ++jj) {
+          const Row r = row_of(w_of(jj));
           if (r.count == 0) continue;
           XATTN_TRACE(50, k);
           tma::mbar_wait(smem_u32(&sm.o_full), k++ & 1);
@@ -476,13 +487,16 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     if (release && lane == 0) tma::mbar_arrive(smem_u32(&sm.q_empty));
     XATTN_TRACE(5, ordinal);
   };
-  // The consumers walk w, w + w_step, ... as digits: w_step's digits are added with carries (a few
-  // adds and compares per row) instead of integer divisions by runtime values in every warp
+  // The consumers walk their rows (w_of) as digits: each step's digits are added with carries (a
+  // few adds and compares per row) instead of integer divisions by runtime values in every warp
   // (~90 instructions per warp and row, ncu on H100, 2026-11-27). The producer and the storer
-  // divide: they have the time, and not the registers to keep the digits.
+  // divide: they have the time, and not the registers to keep the digits. The snake has two
+  // steps: 2G - 1 - 2x after a row of an even wave, 2x + 1 after one of an odd wave.
   Pos pw = pos_of(w_first);
-  const Pos w_stride = pos_of(w_step);
-  auto pos_next = [&](Pos x) {
+  const Pos stride_even = pos_of(kProducerWG ? 2 * w_step - 1 - 2 * w_first : 1),
+            stride_odd = pos_of(2 * w_first + 1);
+  auto pos_next = [&](Pos x, int jj) {  // row jj's place -> row jj + 1's
+    const Pos w_stride = (jj & 1) ? stride_odd : stride_even;
     x.ip += w_stride.ip;
     x.h += w_stride.h;
     x.b += w_stride.b;
@@ -493,8 +507,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
   // The row loop counts rows (j), not launch indices: the bound is uniform across the CTA, and a
   // per-row w next to the consumers' 240 registers went to local memory (4 bytes, read and
   // written every row).
-  const int n_rows = (w_end - w_first + w_step - 1) / w_step;
-  for (; j < n_rows; ++j, pw = pos_next(pw)) {
+  for (; j < n_rows; pw = pos_next(pw, j), ++j) {
     XATTN_TRACE(1, j);
     const Row row = [&] {
       if constexpr (kProducerWG) {
@@ -503,7 +516,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
         take_q(j, r, true);
         return r;
       } else {
-        return row_of(w_first + j * w_step);
+        return row_of(w_of(j));
       }
     }();
     const int I = row.I, h = row.h, b = row.b, hk = row.hk, len = row.len, count = row.count;
@@ -810,7 +823,7 @@ __global__ void __launch_bounds__(cta_threads<kLoad>(), 1)
     if constexpr (kProducerWG) {
       if (count > 0 && j + 1 < n_rows) {
         // This row's last S retired at its last step (or its first block's wait).
-        next = row_in(pos_next(pw));
+        next = row_in(pos_next(pw, j));
         take_q(j + 1, next, !o_stage);
         q_taken = true;
         carry = next.count > 0;

@@ -489,7 +489,7 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
     unsetenv("XATTN_ATTENTION_HALF_LAST");
     EXPECT_LT((wide.out.cpu().to(at::kFloat) - out).norm().item<double>() / want.out.norm().item<double>(), 2e-3);
     EXPECT_LT((wide.lse.cpu().masked_select(fin) - lse.masked_select(fin)).abs().max().item<float>(), 1e-4);
-    // The persistent kernel on 3 CTAs: each walks many rows (kept and empty ones) through one
+    // The persistent kernel on 3 and 7 CTAs: each walks many rows (kept and empty ones) through one
     // stream of K/V stages and Q buffers, scoring each row's first block during the previous
     // row's last PV, and sending O out by a TMA store from the Q buffer (a CTA's last row too,
     // once the storer has emptied the buffer); every row must come out as with one row per CTA
@@ -499,14 +499,18 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
     setenv("XATTN_ATTENTION_PERSISTENT", "1", 1);
     setenv("XATTN_ATTENTION_CTAS", "3", 1);
     const AttentionOutput few = block_sparse_attention(qc, kc, vc, m, o, true);
+    setenv("XATTN_ATTENTION_CTAS", "7", 1);  // rows are dealt in a snake: another last-wave remainder
+    const AttentionOutput seven = block_sparse_attention(qc, kc, vc, m, o, true);
+    setenv("XATTN_ATTENTION_CTAS", "3", 1);
     setenv("XATTN_ATTENTION_O_STAGE", "0", 1);
     const AttentionOutput direct = block_sparse_attention(qc, kc, vc, m, o, true);
     unsetenv("XATTN_ATTENTION_O_STAGE");
     unsetenv("XATTN_ATTENTION_CTAS");
     unsetenv("XATTN_ATTENTION_PERSISTENT");
-    for (const AttentionOutput* x : {&one, &few, &direct}) {
+    for (const AttentionOutput* x : {&one, &few, &seven, &direct}) {
       EXPECT_TRUE(at::equal(x->out, got.out))
-          << (x == &few ? "3 CTAs" : x == &one ? "a CTA per row" : "3 CTAs, direct O stores") << ", Lq " << c.Lq
+          << (x == &few ? "3 CTAs" : x == &seven ? "7 CTAs" : x == &one ? "a CTA per row" : "3 CTAs, direct O stores")
+          << ", Lq " << c.Lq
           << " causal " << c.causal;
       EXPECT_TRUE(at::equal(x->lse.nan_to_num(0, 1e30, -1e30), got.lse.nan_to_num(0, 1e30, -1e30)));
     }
