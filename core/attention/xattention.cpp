@@ -36,15 +36,22 @@ bool AttentionSpec::is_dense() const {
   return xattention.threshold >= 1.0;
 }
 
-double BlockMask::density() const {
-  const double c = static_cast<double>(computable.sum().item<int64_t>());
-  return c > 0 ? static_cast<double>(kept.sum().item<int64_t>()) / c : 0.0;
+// Kept over computable blocks, for BlockMask (sums [B, H]) and AttentionStats (sums [H]): one
+// read-back of both totals.
+static double kept_share(const at::Tensor& kept, const at::Tensor& computable) {
+  const at::Tensor both = at::stack({kept.sum(), computable.sum()}).to(at::kCPU);
+  const double c = static_cast<double>(both[1].item<int64_t>());
+  return c > 0 ? static_cast<double>(both[0].item<int64_t>()) / c : 0.0;
 }
 
-at::Tensor BlockMask::density_per_head() const {
-  at::Tensor c = computable.sum(0).to(at::kDouble);
-  return kept.sum(0).to(at::kDouble) / c.clamp_min(1.0);
+// The same per head, from sums per head [H] (on their device).
+static at::Tensor kept_share_per_head(const at::Tensor& kept, const at::Tensor& computable) {
+  return kept.to(at::kDouble) / computable.to(at::kDouble).clamp_min(1.0);
 }
+
+double BlockMask::density() const { return kept_share(kept, computable); }
+
+at::Tensor BlockMask::density_per_head() const { return kept_share_per_head(kept.sum(0), computable.sum(0)); }
 
 // ---------------------------------------------------------------------------
 // Fills indices, counts, computable and kept from mask (already restricted to allowed).
@@ -330,16 +337,10 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   return out;
 }
 
-double AttentionStats::density() const {
-  if (dense) return 1.0;
-  const at::Tensor both = at::stack({kept.sum(), computable.sum()}).to(at::kCPU);
-  const double c = static_cast<double>(both[1].item<int64_t>());
-  return c > 0 ? static_cast<double>(both[0].item<int64_t>()) / c : 0.0;
-}
+double AttentionStats::density() const { return dense ? 1.0 : kept_share(kept, computable); }
 
 at::Tensor AttentionStats::density_per_head() const {
-  if (dense) return at::Tensor();
-  return kept.to(at::kDouble) / computable.to(at::kDouble).clamp_min(1.0);
+  return dense ? at::Tensor() : kept_share_per_head(kept, computable);
 }
 
 }  // namespace xattn::attention

@@ -363,6 +363,9 @@ TEST(XAttention, AttentionDispatchesDenseOrSparse) {
   EXPECT_DOUBLE_EQ(st.density(), m.density());
   EXPECT_TRUE(at::equal(st.density_per_head(), m.density_per_head()));
   EXPECT_EQ(st.density_per_head().size(0), 2);
+  // Non-causal, no key lengths: all 2 x 8 x 8 blocks are computable, so the shares are plain counts.
+  EXPECT_DOUBLE_EQ(st.density(), m.mask.sum().item<double>() / 128.0);
+  EXPECT_TRUE(at::allclose(st.density_per_head(), m.mask.sum({0, 2, 3}).to(at::kDouble) / 64.0));
   spec.mode = "dense";
   attention(q, k, v, spec, {}, &st);
   EXPECT_TRUE(st.dense);

@@ -510,8 +510,7 @@ TEST(XAttentionCuda, BlockSparseAttentionMatchesTheReference) {
     for (const AttentionOutput* x : {&one, &few, &seven, &direct}) {
       EXPECT_TRUE(at::equal(x->out, got.out))
           << (x == &few ? "3 CTAs" : x == &seven ? "7 CTAs" : x == &one ? "a CTA per row" : "3 CTAs, direct O stores")
-          << ", Lq " << c.Lq
-          << " causal " << c.causal;
+          << ", Lq " << c.Lq << " causal " << c.causal;
       EXPECT_TRUE(at::equal(x->lse.nan_to_num(0, 1e30, -1e30), got.lse.nan_to_num(0, 1e30, -1e30)));
     }
   }
